@@ -1,0 +1,136 @@
+"""`HeadModel`: the FLAME layer as a torch module, for any model in the mfnet format."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import HeadModelData
+from .landmarks import contour_rows_from_rotation, vertices_to_landmarks
+from .lbs import axis_angle_to_matrix, lbs, rot6d_to_matrix
+
+POSE_JOINTS = 5  # global, neck, jaw, eye_left, eye_right
+
+
+@dataclass
+class HeadOutput:
+    vertices: torch.Tensor  # (B, V, 3)
+    landmarks: torch.Tensor  # (B, 68, 3) iBUG order
+    joints: torch.Tensor  # (B, J, 3) posed joints
+    mp_landmarks: torch.Tensor | None = None  # (B, M, 3) MediaPipe-embedded points, if the model has them
+
+
+class HeadModel(nn.Module):
+    """FLAME-style morphable head: ``forward(shape, expression, pose, translation)``.
+
+    * ``shape`` (B, S) identity coefficients, ``expression`` (B, E);
+    * ``pose`` (B, 15) or (B, 5, 3) axis-angle for [global, neck, jaw, eye_l, eye_r],
+      or (B, 5, 6) / (B, 30) continuous 6D rotations when ``pose_repr='6d'``,
+      or (B, 5, 3, 3) rotation matrices;
+    * ``translation`` (B, 3) added last.
+
+    Missing arguments default to zeros (the batch size comes from whichever is given).
+    Landmarks come from the final vertices; with ``dynamic_contour=True`` and a model
+    that ships FLAME's dynamic embedding, the 17 jaw-line points follow head yaw.
+    """
+
+    def __init__(self, data: HeadModelData, n_shape: int | None = None, n_expr: int | None = None,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        data.validate(data.name)
+        self.data_meta = dict(data.meta)
+        self.name = data.name
+        self.n_shape = data.num_shape if n_shape is None else min(int(n_shape), data.num_shape)
+        self.n_expr = data.num_expression if n_expr is None else min(int(n_expr), data.num_expression)
+
+        def f(a):
+            return torch.as_tensor(np.asarray(a), dtype=dtype)
+
+        def i(a):
+            return torch.as_tensor(np.asarray(a).astype(np.int64))
+
+        self.register_buffer("v_template", f(data.v_template))
+        dirs = np.concatenate([data.shapedirs[:, :, : self.n_shape], data.exprdirs[:, :, : self.n_expr]], axis=2)
+        self.register_buffer("shapedirs", f(dirs))
+        self.register_buffer("posedirs", f(data.posedirs) if data.posedirs is not None else None)
+        self.register_buffer("J_regressor", f(data.J_regressor))
+        self.register_buffer("lbs_weights", f(data.weights))
+        self.register_buffer("parents", i(data.parents))
+        self.register_buffer("faces", i(data.faces))
+        self.register_buffer("lmk_faces_idx", i(data.lmk_faces_idx))
+        self.register_buffer("lmk_bary_coords", f(data.lmk_bary_coords))
+        has_dyn = data.dyn_lmk_faces_idx is not None
+        self.register_buffer("dyn_lmk_faces_idx", i(data.dyn_lmk_faces_idx) if has_dyn else None)
+        self.register_buffer("dyn_lmk_bary_coords", f(data.dyn_lmk_bary_coords) if has_dyn else None)
+        has_mp = data.mp_lmk_faces_idx is not None
+        self.register_buffer("mp_lmk_faces_idx", i(data.mp_lmk_faces_idx) if has_mp else None)
+        self.register_buffer("mp_lmk_bary_coords", f(data.mp_lmk_bary_coords) if has_mp else None)
+        self.register_buffer("mp_lmk_indices", i(data.mp_lmk_indices) if has_mp else None)
+        self.register_buffer("vt", f(data.vt) if data.vt is not None else None)
+        self.register_buffer("ft", i(data.ft) if data.ft is not None else None)
+        self.masks = {k: torch.as_tensor(v.astype(np.int64)) for k, v in data.masks.items()}
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs) -> "HeadModel":
+        return cls(HeadModelData.load(path), **kwargs)
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.v_template.shape[0])
+
+    @property
+    def has_dynamic_contour(self) -> bool:
+        return self.dyn_lmk_faces_idx is not None
+
+    @property
+    def has_uvs(self) -> bool:
+        return self.vt is not None
+
+    # ----------------------------------------------------------------- forward
+    def pose_to_matrices(self, pose: torch.Tensor, pose_repr: str = "axis_angle") -> torch.Tensor:
+        B = pose.shape[0]
+        if pose_repr == "matrix" or (pose.dim() == 4 and pose.shape[-2:] == (3, 3)):
+            return pose.reshape(B, POSE_JOINTS, 3, 3)
+        if pose_repr == "6d":
+            return rot6d_to_matrix(pose.reshape(B, POSE_JOINTS, 6))
+        if pose_repr == "axis_angle":
+            return axis_angle_to_matrix(pose.reshape(B, POSE_JOINTS, 3))
+        raise ValueError(f"unknown pose_repr {pose_repr!r}: use 'axis_angle', '6d' or 'matrix'")
+
+    def forward(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
+                pose: torch.Tensor | None = None, translation: torch.Tensor | None = None,
+                pose_repr: str = "axis_angle", dynamic_contour: bool = False) -> HeadOutput:
+        given = [t for t in (shape, expression, pose, translation) if t is not None]
+        B = given[0].shape[0] if given else 1
+        dev, dt = self.v_template.device, self.v_template.dtype
+        if shape is None:
+            shape = torch.zeros(B, self.n_shape, device=dev, dtype=dt)
+        if expression is None:
+            expression = torch.zeros(B, self.n_expr, device=dev, dtype=dt)
+        if shape.shape[-1] != self.n_shape or expression.shape[-1] != self.n_expr:
+            raise ValueError(f"{self.name}: expected shape (B, {self.n_shape}) and expression (B, {self.n_expr}), "
+                             f"got {tuple(shape.shape)} and {tuple(expression.shape)}")
+        if pose is None:
+            rot = torch.eye(3, device=dev, dtype=dt).expand(B, POSE_JOINTS, 3, 3)
+        else:
+            rot = self.pose_to_matrices(pose, pose_repr)
+        coeffs = torch.cat([shape, expression], dim=1).to(dt)
+        verts, joints = lbs(coeffs, rot.to(dt), self.v_template, self.shapedirs, self.posedirs,
+                            self.J_regressor, self.parents, self.lbs_weights)
+        if translation is not None:
+            verts = verts + translation[:, None, :].to(dt)
+            joints = joints + translation[:, None, :].to(dt)
+        lmk_faces, lmk_bary = self.lmk_faces_idx, self.lmk_bary_coords
+        if dynamic_contour and self.has_dynamic_contour:
+            rows = contour_rows_from_rotation(rot[:, 0] @ rot[:, 1])
+            lmk_faces = torch.cat([self.dyn_lmk_faces_idx[rows], lmk_faces[17:].expand(B, -1)], dim=1)
+            lmk_bary = torch.cat([self.dyn_lmk_bary_coords[rows], lmk_bary[17:].expand(B, -1, -1)], dim=1)
+        landmarks = vertices_to_landmarks(verts, self.faces, lmk_faces, lmk_bary)
+        mp = None
+        if self.mp_lmk_faces_idx is not None:
+            mp = vertices_to_landmarks(verts, self.faces, self.mp_lmk_faces_idx, self.mp_lmk_bary_coords)
+        return HeadOutput(vertices=verts, landmarks=landmarks, joints=joints, mp_landmarks=mp)
