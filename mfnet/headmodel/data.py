@@ -43,12 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MfnetError
+
 FORMAT_VERSION = 1
 JOINT_NAMES = ("global", "neck", "jaw", "eye_left", "eye_right")
 FLAME_PARENTS = np.array([-1, 0, 1, 1, 1], dtype=np.int64)
 
 
-class HeadModelError(ValueError):
+class HeadModelError(MfnetError, ValueError):
     """A head-model file is missing, unreadable or malformed."""
 
 
