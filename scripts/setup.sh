@@ -19,4 +19,6 @@ esac
 # so install it without dependencies and add the few it really imports.
 "${PIP[@]}" --no-deps mediapipe==0.10.21
 "${PIP[@]}" absl-py attrs flatbuffers 'protobuf>=4.25.3,<5' matplotlib
+# Second landmark backend (dlib 68-point): prebuilt dlib wheel + the package that ships the predictor file.
+"${PIP[@]}" dlib-bin face-recognition-models
 .venv/bin/python -c 'import torch, torchvision, cv2, mediapipe, mfnet; print("mfnet set-up OK: torch", torch.__version__, "| CUDA:", torch.cuda.is_available())'
