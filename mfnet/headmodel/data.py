@@ -198,6 +198,9 @@ class HeadModelData:
             arrays[f"mask__{name}"] = np.asarray(idx, dtype=np.int64)
         meta = dict(self.meta)
         meta.setdefault("format_version", FORMAT_VERSION)
+        meta.update(num_vertices=self.num_vertices, num_faces=self.num_faces, num_shape=self.num_shape,
+                    num_expression=self.num_expression, has_uvs=self.vt is not None,
+                    has_dynamic_contour=self.dyn_lmk_faces_idx is not None, masks=sorted(self.masks))
         arrays["meta"] = np.array(json.dumps(meta))
         return arrays
 
@@ -215,6 +218,15 @@ class HeadModelData:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
+
+    @staticmethod
+    def read_meta(path: str | os.PathLike) -> dict:
+        """Only the metadata (names, counts), without decompressing the arrays."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return json.loads(str(z["meta"])) if "meta" in z.files else {}
+        except Exception as exc:
+            raise HeadModelError(f"{path}: not a readable mfnet head-model .npz ({exc})") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "HeadModelData":
