@@ -1,0 +1,419 @@
+"""Convert the licensed FLAME files into a :class:`~mfnet.headmodel.data.HeadModelData`.
+
+The user downloads FLAME (https://flame.is.tue.mpg.de) and, for landmarks, DECA's
+``data/`` folder; mfnet never ships them. Every pickle is read with
+:mod:`mfnet.headmodel.safe_pickle` (allow-listed globals, no chumpy, no torch).
+
+* :func:`load_flame_pickle` – raw arrays of ``generic_model.pkl`` (FLAME 2020),
+  ``flame2023.pkl`` / ``flame2023_no_jaw.pkl`` or ``flame2023_Open.pkl``, validated;
+  :func:`flame_variant` names the release.
+* :func:`load_landmark_embedding` – DECA ``landmark_embedding.npy``, RingNet
+  ``flame_static_embedding.pkl`` (+ ``flame_dynamic_embedding.npy``), TF_FLAME
+  ``flame_static_embedding_68.pkl``; :func:`load_mediapipe_embedding`,
+  :func:`load_flame_masks`, :func:`load_flame_uvs`.
+* :func:`build_flame_model` assembles a validated ``HeadModelData``;
+  :func:`find_flame_files` / :func:`build_flame_from_folder` pick the files by name.
+
+Landmarks are required by the mfnet format: without an embedding the build fails
+and says where to get one (DECA's ``data/landmark_embedding.npy``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import HeadModelData, HeadModelError
+from .safe_pickle import safe_load, safe_load_npy
+
+__all__ = ["load_flame_pickle", "flame_variant", "LandmarkEmbedding", "load_landmark_embedding",
+           "MediaPipeEmbedding", "load_mediapipe_embedding", "load_flame_masks", "load_flame_uvs",
+           "FlameFiles", "find_flame_files", "build_flame_model", "build_flame_from_folder"]
+
+PathLike = str | os.PathLike
+MODEL_HINT = ("Expected a FLAME model pickle (FLAME 2020 generic_model.pkl, flame2023.pkl or "
+              "flame2023_Open.pkl) downloaded from https://flame.is.tue.mpg.de.")
+LMK_HINT = ("Expected DECA's data/landmark_embedding.npy (https://github.com/yfeng95/DECA, "
+            "fetch_data.sh) or FLAME_PyTorch's model/flame_static_embedding.pkl + "
+            "flame_dynamic_embedding.npy (https://github.com/soubhiksanyal/FLAME_PyTorch).")
+REQUIRED_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")
+N_SHAPE_COMPONENTS = 300  # FLAME 2020/2023 shapedirs: [:300] identity, [300:] expression
+LICENSE_FLAME = ("FLAME model license: non-commercial scientific research only "
+                 "(https://flame.is.tue.mpg.de/modellicense.html); do not redistribute this file")
+LICENSE_OPEN = "CC BY 4.0 (FLAME 2023 Open, commercial use allowed with attribution; flame.is.tue.mpg.de)"
+
+
+def _err(path, problem: str, hint: str = MODEL_HINT) -> HeadModelError:
+    return HeadModelError(f"{path}: {problem}. {hint}")
+
+
+# -------------------------------------------------------------------- model
+def load_flame_pickle(path: PathLike) -> dict:
+    """Load and check a FLAME model pickle; returns its raw dict (``J_regressor`` may be sparse).
+
+    Checked: the keys of :data:`REQUIRED_KEYS`, V/F/J consistency, face indices,
+    posedirs (V, 3, 9(J-1)). ``raw['_globals']`` lists the pickle's globals.
+    """
+    seen: set[str] = set()
+    raw = safe_load(path, hint=MODEL_HINT, globals_seen=seen)
+    if not isinstance(raw, dict):
+        raise _err(path, f"holds a {type(raw).__name__}, not a FLAME model dict")
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise _err(path, f"missing key(s) {', '.join(missing)} (has: {', '.join(sorted(map(str, raw)))})")
+    out = dict(raw)
+    for key in REQUIRED_KEYS:
+        if key != "J_regressor":
+            out[key] = np.asarray(raw[key])
+    jr = raw["J_regressor"]
+    if not hasattr(jr, "toarray"):
+        jr = np.asarray(jr)
+    out["J_regressor"] = jr
+    v, f, sd, pd, w, kt = (out[k] for k in ("v_template", "f", "shapedirs", "posedirs", "weights", "kintree_table"))
+    V = v.shape[0] if v.ndim == 2 else -1
+    J = kt.shape[1] if kt.ndim == 2 else -1
+    checks = [
+        (v.ndim == 2 and v.shape[1] == 3 and V > 0, f"v_template must be (V, 3), got {v.shape}"),
+        (f.ndim == 2 and f.shape[1] == 3 and np.issubdtype(f.dtype, np.integer), f"f must be (F, 3) integers, got {f.shape} {f.dtype}"),
+        (sd.ndim == 3 and sd.shape[:2] == (V, 3), f"shapedirs must be (V={V}, 3, K), got {sd.shape}"),
+        (kt.ndim == 2 and kt.shape[0] == 2 and J >= 2, f"kintree_table must be (2, J), got {kt.shape}"),
+        (pd.shape == (V, 3, 9 * (J - 1)), f"posedirs must be (V={V}, 3, {9 * (J - 1)}), got {pd.shape}"),
+        (jr.shape == (J, V), f"J_regressor must be (J={J}, V={V}), got {jr.shape}"),
+        (w.shape == (V, J), f"weights must be (V={V}, J={J}), got {w.shape}"),
+    ]
+    for ok, problem in checks:
+        if not ok:
+            raise _err(path, f"wrong shape: {problem}")
+    if f.size and (int(f.min()) < 0 or int(f.max()) >= V):
+        raise _err(path, f"face indices outside [0, {V})")
+    for key in ("v_template", "shapedirs", "posedirs", "weights"):
+        if not np.issubdtype(out[key].dtype, np.floating) or not np.isfinite(out[key]).all():
+            raise _err(path, f"{key} must hold finite floats (dtype {out[key].dtype})")
+    out["_globals"] = sorted(seen)
+    return out
+
+
+def flame_variant(raw: dict, path: PathLike) -> dict:
+    """Name the FLAME release: ``{'variant', 'version', 'license', 'evidence'}``."""
+    stem = Path(path).stem.lower()
+    if "supr_expression_metadata" in raw:
+        return {"variant": "FLAME 2023 Open", "version": "2023-open", "license": LICENSE_OPEN,
+                "evidence": "supr_expression_metadata key"}
+    chumpy = any(g.startswith("chumpy.") for g in raw.get("_globals", ()))
+    base = {"license": LICENSE_FLAME}
+    if "2023" in stem:
+        jaw = " (no jaw)" if "no_jaw" in stem else ""
+        return {**base, "variant": f"FLAME 2023{jaw}", "version": "2023", "evidence": "file name"}
+    if stem in ("generic_model", "male_model", "female_model") or "2020" in stem:
+        return {**base, "variant": "FLAME 2020", "version": "2020",
+                "evidence": "file name (FLAME 2017/2019 used the same names)"}
+    what = "chumpy pickle" if chumpy else "plain pickle"
+    return {**base, "variant": "FLAME (release unknown)", "version": "unknown",
+            "evidence": f"{what}, unrecognised file name"}
+
+
+# ---------------------------------------------------------------- landmarks
+@dataclass
+class LandmarkEmbedding:
+    """iBUG-68 static embedding (17 contour + 51 inner points) and optional dynamic contour."""
+
+    faces_idx: np.ndarray                     # (68,) int64 face indices
+    bary_coords: np.ndarray                   # (68, 3) float64
+    dyn_faces_idx: np.ndarray | None = None   # (79, 17) int64, rows by yaw
+    dyn_bary_coords: np.ndarray | None = None  # (79, 17, 3)
+    source: str = ""
+    files: list[str] = field(default_factory=list)
+
+
+def _embedding_pair(path, faces, bary, n=None, what="static"):
+    faces, bary = np.asarray(faces), np.asarray(bary, dtype=np.float64)
+    if not np.issubdtype(faces.dtype, np.integer) or bary.shape != faces.shape + (3,) or (n and faces.shape != n):
+        raise _err(path, f"{what} embedding must be faces {n or '(...)'} + barycentrics (..., 3), got "
+                         f"{faces.shape} {faces.dtype} and {bary.shape}", LMK_HINT)
+    if faces.size and int(faces.min()) < 0:
+        raise _err(path, f"{what} embedding has negative face indices", LMK_HINT)
+    if bary.size and (not np.isfinite(bary).all() or np.abs(bary.sum(-1) - 1).max() > 1e-2):
+        raise _err(path, f"{what} barycentric coordinates do not sum to 1", LMK_HINT)
+    return faces.astype(np.int64), bary
+
+
+def _load_dynamic(path) -> tuple[np.ndarray, np.ndarray]:
+    d = safe_load_npy(path, hint=LMK_HINT)
+    if not (isinstance(d, dict) and "lmk_face_idx" in d and "lmk_b_coords" in d):
+        raise _err(path, "not a FLAME dynamic embedding (expected keys lmk_face_idx, lmk_b_coords)", LMK_HINT)
+    try:
+        faces, bary = np.stack([np.asarray(r) for r in d["lmk_face_idx"]]), np.stack([np.asarray(r) for r in d["lmk_b_coords"]])
+    except ValueError as exc:
+        raise _err(path, f"dynamic embedding rows differ in size ({exc})", LMK_HINT) from None
+    return _embedding_pair(path, faces, bary, (79, 17), "dynamic")
+
+
+def load_landmark_embedding(path: PathLike, dynamic_path: PathLike | None = None) -> LandmarkEmbedding:
+    """Read a FLAME landmark embedding (format detected from the content).
+
+    * DECA ``landmark_embedding.npy``: static 68 from ``full_lmk_*`` (or dynamic row 0 +
+      static 51), dynamic (79, 17) from the torch tensors;
+    * RingNet ``flame_static_embedding.pkl`` (51 points): the 17 contour points are row 0
+      (frontal) of ``dynamic_path`` or of ``flame_dynamic_embedding.npy`` beside it;
+    * TF_FLAME ``flame_static_embedding_68.pkl`` (68 points), dynamic optional.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _err(path, "no such file", LMK_HINT)
+    with open(path, "rb") as fh:
+        is_npy = fh.read(6) == b"\x93NUMPY"
+    d = safe_load_npy(path, hint=LMK_HINT) if is_npy else safe_load(path, hint=LMK_HINT)
+    if not isinstance(d, dict):
+        raise _err(path, f"holds a {type(d).__name__}, not a landmark-embedding dict", LMK_HINT)
+    files = [path.name]
+    if "dynamic_lmk_faces_idx" in d or "full_lmk_faces_idx" in d:  # DECA
+        dyn = None
+        if "dynamic_lmk_faces_idx" in d:
+            dyn = _embedding_pair(path, d["dynamic_lmk_faces_idx"], d.get("dynamic_lmk_bary_coords"), (79, 17), "dynamic")
+        if "full_lmk_faces_idx" in d:
+            faces, bary = np.asarray(d["full_lmk_faces_idx"]).reshape(-1), np.asarray(d.get("full_lmk_bary_coords")).reshape(-1, 3)
+        elif dyn is not None and "static_lmk_faces_idx" in d:
+            faces = np.concatenate([dyn[0][0], np.asarray(d["static_lmk_faces_idx"])])
+            bary = np.concatenate([dyn[1][0], np.asarray(d["static_lmk_bary_coords"])])
+        else:
+            raise _err(path, "DECA embedding without full_lmk_* or dynamic+static parts", LMK_HINT)
+        faces, bary = _embedding_pair(path, faces, bary, (68,))
+        return LandmarkEmbedding(faces, bary, *(dyn or (None, None)), "DECA landmark_embedding.npy", files)
+    if "lmk_face_idx" not in d or "lmk_b_coords" not in d:
+        raise _err(path, f"unknown landmark file (keys: {', '.join(sorted(map(str, d)))})", LMK_HINT)
+    if isinstance(d["lmk_face_idx"], list):
+        raise _err(path, "this is a dynamic (contour) embedding; pass flame_static_embedding.pkl as the "
+                         "embedding and this file as dynamic_path", LMK_HINT)
+    faces, bary = _embedding_pair(path, d["lmk_face_idx"], d["lmk_b_coords"])
+    sibling = path.with_name("flame_dynamic_embedding.npy")
+    dynamic_path = dynamic_path or (sibling if sibling.is_file() else None)
+    dyn = _load_dynamic(dynamic_path) if dynamic_path else None
+    if dyn is not None:
+        files.append(Path(dynamic_path).name)
+    if faces.shape == (51,):
+        if dyn is None:
+            raise _err(path, "has only the 51 inner landmarks; the 17 contour points come from "
+                             "flame_dynamic_embedding.npy (row 0), which was not found next to it "
+                             "(pass dynamic_path=...)", LMK_HINT)
+        faces, bary = np.concatenate([dyn[0][0], faces]), np.concatenate([dyn[1][0], bary])
+        source = "RingNet flame_static_embedding.pkl + flame_dynamic_embedding.npy"
+    elif faces.shape == (68,):
+        source = "68-point static embedding (TF_FLAME)"
+    else:
+        raise _err(path, f"static embedding has {faces.shape[0]} points, expected 51 or 68", LMK_HINT)
+    return LandmarkEmbedding(faces, bary, *(dyn or (None, None)), source, files)
+
+
+@dataclass
+class MediaPipeEmbedding:
+    faces_idx: np.ndarray         # (M,) int64
+    bary_coords: np.ndarray       # (M, 3)
+    landmark_indices: np.ndarray  # (M,) int64 into the 478 MediaPipe points
+
+
+def load_mediapipe_embedding(path: PathLike) -> MediaPipeEmbedding:
+    """metrical-tracker ``mediapipe_landmark_embedding.npz`` (lmk_face_idx, lmk_b_coords, landmark_indices)."""
+    hint = "Expected metrical-tracker's flame/mediapipe/mediapipe_landmark_embedding.npz."
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in ("lmk_face_idx", "lmk_b_coords", "landmark_indices")}
+    except FileNotFoundError:
+        raise _err(path, "no such file", hint) from None
+    except KeyError as exc:
+        raise _err(path, f"missing array {exc}", hint) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise _err(path, f"not a readable .npz ({exc})", hint) from None
+    faces, bary = _embedding_pair(path, d["lmk_face_idx"], d["lmk_b_coords"], what="MediaPipe")
+    idx = d["landmark_indices"]
+    if idx.shape != faces.shape or not np.issubdtype(idx.dtype, np.integer) or (idx.size and (idx.min() < 0 or idx.max() >= 478)):
+        raise _err(path, f"landmark_indices must be {faces.shape} integers in [0, 478)", hint)
+    return MediaPipeEmbedding(faces, bary, idx.astype(np.int64))
+
+
+# ------------------------------------------------------------ masks and UVs
+def load_flame_masks(path: PathLike) -> dict[str, np.ndarray]:
+    """``FLAME_masks.pkl`` → {region name: int64 vertex indices}."""
+    hint = "Expected FLAME_masks.pkl from https://flame.is.tue.mpg.de (FLAME vertex masks)."
+    d = safe_load(path, hint=hint)
+    if not isinstance(d, dict) or not d:
+        raise _err(path, "not a dict of region name → vertex indices", hint)
+    masks = {}
+    for name, idx in d.items():
+        idx = np.asarray(idx)
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or (idx.size and idx.min() < 0):
+            raise _err(path, f"mask {name!r} is not a 1-D array of vertex indices ({idx.shape} {idx.dtype})", hint)
+        masks[str(name)] = idx.astype(np.int64)
+    return masks
+
+
+def load_flame_uvs(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """UVs from DECA ``head_template.obj`` (1-based ``f v/vt``) or ``FLAME_texture.npz``.
+
+    Returns ``(vt (T, 2) float64, ft (F, 3) int64)``, 0-based; v axis up (OBJ convention).
+    """
+    path = Path(path)
+    hint = "Expected DECA's data/head_template.obj or FLAME_texture.npz (vt, ft)."
+    if not path.is_file():
+        raise _err(path, "no such file", hint)
+    if path.suffix.lower() == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                vt, ft = z["vt"], z["ft"]
+        except KeyError as exc:
+            raise _err(path, f"missing array {exc}", hint) from None
+        except (ValueError, OSError, EOFError) as exc:
+            raise _err(path, f"not a readable .npz ({exc})", hint) from None
+    else:
+        vts, fts = [], []
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if parts[0] == "f" and len(parts) != 4:
+                    raise _err(path, f"line {n}: expected triangles, got {len(parts) - 1} corners", hint)
+                try:
+                    if parts[0] == "vt":
+                        vts.append((float(parts[1]), float(parts[2])))
+                    elif parts[0] == "f":
+                        idx = [int(c.split("/")[1]) for c in parts[1:]]
+                        fts.append([i - 1 if i > 0 else len(vts) + i for i in idx])
+                except (IndexError, ValueError):
+                    raise _err(path, f"line {n}: cannot parse {line.strip()[:60]!r} (faces need v/vt)", hint) from None
+        vt, ft = np.array(vts, dtype=np.float64).reshape(-1, 2), np.array(fts, dtype=np.int64).reshape(-1, 3)
+    vt, ft = np.asarray(vt, dtype=np.float64), np.asarray(ft)
+    if vt.ndim != 2 or vt.shape[1] != 2 or ft.ndim != 2 or ft.shape[1] != 3 or not ft.size:
+        raise _err(path, f"UVs must be vt (T, 2) and ft (F, 3), got {vt.shape} and {ft.shape}", hint)
+    if not np.issubdtype(ft.dtype, np.integer) or ft.min() < 0 or ft.max() >= vt.shape[0]:
+        raise _err(path, f"ft indexes vt outside [0, {vt.shape[0]})", hint)
+    return vt, ft.astype(np.int64)
+
+
+# ---------------------------------------------------------------- discovery
+MODEL_NAMES = ("generic_model.pkl", "flame2023.pkl", "flame2023_Open.pkl", "flame2023_no_jaw.pkl",
+               "male_model.pkl", "female_model.pkl")
+
+
+@dataclass
+class FlameFiles:
+    model: Path
+    landmark_embedding: Path | None = None
+    dynamic_embedding: Path | None = None
+    mediapipe_embedding: Path | None = None
+    masks: Path | None = None
+    uvs: Path | None = None
+
+
+def find_flame_files(folder: PathLike) -> FlameFiles:
+    """Pick FLAME files by their usual names in ``folder`` or its direct sub-folders (DECA ``data/``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HeadModelError(f"{folder}: not a folder")
+
+    def find(*names):
+        for name in names:
+            for cand in [folder / name, *sorted(folder.glob(f"*/{name}"))]:
+                if cand.is_file():
+                    return cand
+        return None
+
+    model = find(*MODEL_NAMES)
+    if model is None:
+        raise HeadModelError(f"{folder}: no FLAME model found (looked for {', '.join(MODEL_NAMES)}). {MODEL_HINT}")
+    dyn = find("flame_dynamic_embedding.npy")
+    lmk = find("landmark_embedding.npy") or (dyn and find("flame_static_embedding.pkl")) \
+        or find("flame_static_embedding_68.pkl", "flame_static_embedding.pkl")
+    return FlameFiles(model, lmk, dyn, find("mediapipe_landmark_embedding.npz"), find("FLAME_masks.pkl"),
+                      find("head_template.obj", "head_template_mesh.obj", "FLAME_texture.npz"))
+
+
+# -------------------------------------------------------------------- build
+def build_flame_model(model_pkl: PathLike, *, landmark_embedding: PathLike | LandmarkEmbedding | None = None,
+                      mediapipe_embedding: PathLike | MediaPipeEmbedding | None = None,
+                      masks: PathLike | dict | None = None, uvs: PathLike | tuple | None = None,
+                      n_shape: int = 300, n_expr: int = 100, name: str | None = None,
+                      dynamic_embedding: PathLike | None = None) -> HeadModelData:
+    """Assemble a validated :class:`HeadModelData` from FLAME files (units: metres).
+
+    shapedirs are split [:300] identity / [300:] expression (FLAME 2023 Open: the last
+    ``supr_expression_metadata['n_expr']``), then truncated to ``n_shape``/``n_expr``;
+    posedirs (V, 3, 36) → (36, 3V) (smplx layout, column 3·v + k); J_regressor dense;
+    parents = kintree_table[0] with parents[0] = -1. A landmark embedding is required.
+    """
+    raw = load_flame_pickle(model_pkl)
+    info = flame_variant(raw, model_pkl)
+    if landmark_embedding is None:
+        raise HeadModelError(f"{model_pkl}: a landmark embedding is required to build a head model "
+                             f"(mfnet fits landmarks). {LMK_HINT}")
+    if not isinstance(landmark_embedding, LandmarkEmbedding):
+        landmark_embedding = load_landmark_embedding(landmark_embedding, dynamic_embedding)
+    sd = raw["shapedirs"]
+    K = sd.shape[2]
+    meta_expr = raw.get("supr_expression_metadata")
+    if isinstance(meta_expr, dict):
+        n_avail = int(meta_expr.get("n_expr", 100))
+        if not 0 < n_avail < K:
+            raise _err(model_pkl, f"supr_expression_metadata n_expr={n_avail} does not fit {K} components")
+        split = K - n_avail
+    else:
+        split = N_SHAPE_COMPONENTS
+        if K <= split:
+            raise _err(model_pkl, f"shapedirs has {K} components, expected {split} shape + expression ones")
+    shape_all, expr_all = sd[:, :, :split], sd[:, :, split:]
+    if not (0 <= n_shape <= shape_all.shape[2] and 0 <= n_expr <= expr_all.shape[2]):
+        raise HeadModelError(f"{model_pkl}: asked for n_shape={n_shape}, n_expr={n_expr} but the file has "
+                             f"{shape_all.shape[2]} shape and {expr_all.shape[2]} expression components")
+    pd = raw["posedirs"]
+    jr = raw["J_regressor"]
+    jr = jr.toarray() if hasattr(jr, "toarray") else np.asarray(jr)
+    parents = np.asarray(raw["kintree_table"][0]).astype(np.int64)
+    parents[0] = -1
+    lm = landmark_embedding
+    F = raw["f"].shape[0]
+    for what, idx in (("static", lm.faces_idx), ("dynamic", lm.dyn_faces_idx)):
+        if idx is not None and idx.size and int(idx.max()) >= F:
+            raise HeadModelError(f"{', '.join(lm.files) or 'landmark embedding'}: {what} landmarks index face "
+                                 f"{int(idx.max())} but {Path(model_pkl).name} has {F} faces: the embedding "
+                                 f"belongs to another mesh. {LMK_HINT}")
+    files = {"model": Path(model_pkl).name, "landmark_embedding": ", ".join(lm.files) or lm.source}
+    kw: dict = {}
+    if mediapipe_embedding is not None:
+        if not isinstance(mediapipe_embedding, MediaPipeEmbedding):
+            files["mediapipe_embedding"] = Path(mediapipe_embedding).name
+            mediapipe_embedding = load_mediapipe_embedding(mediapipe_embedding)
+        kw.update(mp_lmk_faces_idx=mediapipe_embedding.faces_idx, mp_lmk_bary_coords=mediapipe_embedding.bary_coords,
+                  mp_lmk_indices=mediapipe_embedding.landmark_indices)
+    if masks is not None and not isinstance(masks, dict):
+        files["masks"] = Path(masks).name
+        masks = load_flame_masks(masks)
+    if uvs is not None:
+        if not isinstance(uvs, tuple):
+            files["uvs"] = Path(uvs).name
+            uvs = load_flame_uvs(uvs)
+        kw.update(vt=np.asarray(uvs[0], np.float32), ft=np.asarray(uvs[1], np.int64))
+    if lm.dyn_faces_idx is not None:
+        kw.update(dyn_lmk_faces_idx=lm.dyn_faces_idx, dyn_lmk_bary_coords=lm.dyn_bary_coords.astype(np.float32))
+    meta = {"name": name or f"flame{info['version']}", "source": "FLAME", "variant": info["variant"],
+            "version": info["version"], "variant_evidence": info["evidence"], "license": info["license"],
+            "license_note": "landmark embeddings, masks and UVs keep the terms of their own downloads",
+            "units": "m", "files": files, "landmarks": lm.source, "n_shape": n_shape, "n_expr": n_expr}
+    data = HeadModelData(
+        v_template=raw["v_template"].astype(np.float32), faces=raw["f"].astype(np.int64),
+        shapedirs=np.ascontiguousarray(shape_all[:, :, :n_shape], dtype=np.float32),
+        exprdirs=np.ascontiguousarray(expr_all[:, :, :n_expr], dtype=np.float32),
+        posedirs=np.ascontiguousarray(pd.reshape(-1, pd.shape[2]).T, dtype=np.float32),
+        J_regressor=jr.astype(np.float32), weights=raw["weights"].astype(np.float32), parents=parents,
+        lmk_faces_idx=lm.faces_idx, lmk_bary_coords=lm.bary_coords.astype(np.float32),
+        masks=dict(masks or {}), meta=meta, **kw)
+    return data.validate(str(model_pkl))
+
+
+def build_flame_from_folder(folder: PathLike, **kwargs) -> HeadModelData:
+    """:func:`find_flame_files` then :func:`build_flame_model` (keyword arguments override)."""
+    ff = find_flame_files(folder)
+    args = {"landmark_embedding": ff.landmark_embedding, "dynamic_embedding": ff.dynamic_embedding,
+            "mediapipe_embedding": ff.mediapipe_embedding, "masks": ff.masks, "uvs": ff.uvs}
+    args.update(kwargs)
+    return build_flame_model(ff.model, **args)
