@@ -1,0 +1,364 @@
+"""Vectorised triangle rasteriser (z-buffer) in plain PyTorch.
+
+Input vertices are already in screen space (``x_px, y_px, depth``; see
+:mod:`mfnet.render.cameras`): pixel (i, j) is sampled at its centre
+(x=j+0.5, y=i+0.5) and a smaller depth is closer.
+
+Algorithm (no Python loop over faces or pixels):
+
+1. Per face (without autograd): screen bounding box -> range of pixel centres
+   it may cover; faces that are degenerate (zero area), off-screen, not finite,
+   behind the camera (perspective), or back-facing (when culling) get no
+   candidates.
+2. All (face, pixel) candidate pairs are enumerated at once with
+   ``repeat_interleave`` / ``arange`` over the bounding boxes.
+3. Edge functions decide coverage.  Each edge is evaluated from its
+   lower-vertex-index endpoint so that the two faces sharing an edge compute
+   bit-identical values of opposite sign; pixel centres lying exactly on an
+   edge use a top-left style tie rule.  A mesh therefore covers each pixel
+   centre once (e.g. a quad split in two triangles never double-covers its
+   diagonal).
+4. Depth is interpolated (``1/z`` linearly when ``perspective_correct``) and
+   the nearest face per pixel is picked by ``scatter_reduce(amin)`` on an
+   int64 key ``(order-preserving float32 depth bits << 32) | face`` -- ties
+   go to the lower face index.
+5. For the winning (pixel, face) pairs only, barycentrics are recomputed with
+   autograd from ``screen_verts``: the visibility decision is piecewise
+   constant, the barycentrics/depth are differentiable.
+
+Front-facing convention: a face whose vertices are counter-clockwise seen from
+the camera (outward normal by the right-hand rule pointing at the camera) has
+a *negative* signed area ``(x1-x0)(y2-y0) - (y1-y0)(x2-x0)`` in the y-down
+screen space.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Fragments",
+    "rasterize",
+    "interpolate",
+    "interpolate_packed",
+    "interpolate_face_attributes",
+    "interpolate_face_attributes_packed",
+    "signed_areas",
+]
+
+_KEY_EMPTY = torch.iinfo(torch.int64).max
+_MAX_CANDIDATES = 1 << 23
+_SUB = 256.0  # sub-pixel snapping grid (8 bits), as in GPU rasterisers
+_GUARD_PX = 16384.0  # faces with a vertex farther out are skipped
+
+
+@dataclass
+class Fragments:
+    """Rasterisation result for a batch of B images of size H x W.
+
+    Attributes:
+        pix_to_face: (B, H, W) long, index into ``faces`` (per mesh, not
+            packed), -1 for background.
+        zbuf: (B, H, W) interpolated depth, ``inf`` on background.
+        pix_idx: (M,) flat indices into B*H*W of the covered pixels.
+        face_idx: (M,) their face index.
+        bary_packed: (M, 3) their barycentric weights at the pixel centre
+            (perspective-corrected if requested), differentiable w.r.t. the
+            screen vertices.
+    Properties:
+        bary: (B, H, W, 3) dense barycentrics (0 on background), built lazily.
+        mask: (B, H, W) bool coverage.
+    """
+
+    pix_to_face: Tensor
+    zbuf: Tensor
+    pix_idx: Tensor
+    face_idx: Tensor
+    bary_packed: Tensor
+    _bary: Tensor | None = field(default=None, repr=False)
+
+    @property
+    def mask(self) -> Tensor:
+        """(B, H, W) bool, True where a face covers the pixel centre."""
+        return self.pix_to_face >= 0
+
+    @property
+    def bary(self) -> Tensor:
+        if self._bary is None:
+            B, H, W = self.pix_to_face.shape
+            full = self.bary_packed.new_zeros(B * H * W, 3).index_put((self.pix_idx,), self.bary_packed)
+            self._bary = full.view(B, H, W, 3)
+        return self._bary
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.pix_to_face.shape)
+
+    def packed(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(pix_idx (M,), face_idx (M,), bary (M, 3)) for covered pixels."""
+        return self.pix_idx, self.face_idx, self.bary_packed
+
+    def scatter(self, values: Tensor, fill: float = 0.0) -> Tensor:
+        """Packed per-pixel values (M, C) -> dense (B, H, W, C), ``fill`` elsewhere."""
+        B, H, W = self.pix_to_face.shape
+        full = values.new_full((B * H * W, values.shape[-1]), fill).index_put((self.pix_idx,), values)
+        return full.view(B, H, W, -1)
+
+
+def _image_size(image_size) -> tuple[int, int]:
+    if isinstance(image_size, int):
+        return image_size, image_size
+    return int(image_size[0]), int(image_size[1])
+
+
+def signed_areas(screen_verts: Tensor, faces: Tensor) -> Tensor:
+    """(B, F) twice the signed screen area; negative = front-facing."""
+    tri = screen_verts[:, faces, :2]
+    e1 = tri[:, :, 1] - tri[:, :, 0]
+    e2 = tri[:, :, 2] - tri[:, :, 0]
+    return e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
+
+
+def _expand(counts: Tensor, total: int | None = None) -> tuple[Tensor, Tensor]:
+    """For K groups of ``counts[k]`` items: (owner group, rank within group) of every item."""
+    if total is None:
+        total = int(counts.sum())
+    owner = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts, output_size=total)
+    start = torch.cumsum(counts, 0) - counts
+    return owner, torch.arange(total, device=counts.device) - start[owner]
+
+
+def box_candidates(nx: Tensor, ny: Tensor, total: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Enumerate all cells of K boxes of nx x ny cells without a Python loop.
+
+    Returns (box index, row offset, column offset), each (sum(nx*ny),) long.
+    """
+    box, r = _expand(nx * ny, total)
+    w = nx[box]
+    di = torch.div(r, w, rounding_mode="floor")
+    return box, di, r - di * w
+
+
+def _face_setup(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bool):
+    """Per (batch, face) scan-conversion data (no autograd).
+
+    Screen x/y are snapped to a 1/256-pixel grid and held in float64, so every
+    edge-function value below is an exact integer (|coords| < 16384 px).  With
+    pixel centres P = (256 j + 128, 256 i + 128) and edge k from vertex k+1 to
+    k+2, the oriented edge function plus tie bias is ``R0 + Ri * i + C * j``
+    and a pixel is inside iff it is > 0 for the three edges.  ``tl`` (0/1)
+    implements the tie rule: a centre exactly on an edge belongs to the face iff
+    the edge, oriented with the face on its left-hand (positive) side, points
+    down (dy > 0) or, if horizontal, right (dx > 0) -- exactly one of the two
+    faces sharing an edge.
+    """
+    B, F = sv.shape[0], faces.shape[0]
+    tri = sv[:, faces]  # (B,F,3,3)
+    xy = tri[..., :2]
+    ok = torch.isfinite(tri).all(-1).all(-1) & (xy.abs() < _GUARD_PX).all(-1).all(-1)
+    q = torch.round(xy.double() * _SUB).nan_to_num(0.0, 0.0, 0.0)
+    X, Y = q[..., 0], q[..., 1]
+    area = (X[..., 1] - X[..., 0]) * (Y[..., 2] - Y[..., 0]) - (Y[..., 1] - Y[..., 0]) * (X[..., 2] - X[..., 0])
+    ok &= area != 0
+    if cull:
+        ok &= area < 0
+    if persp:
+        ok &= (tri[..., 2] > 0).all(-1)
+    h = _SUB / 2
+    i0 = torch.ceil((Y.amin(-1) - h) / _SUB).clamp(0, H)
+    i1 = torch.floor((Y.amax(-1) - h) / _SUB).clamp(-1, H - 1)
+    j0 = torch.ceil((X.amin(-1) - h) / _SUB).clamp(0, W)
+    j1 = torch.floor((X.amax(-1) - h) / _SUB).clamp(-1, W - 1)
+    ok &= (i1 >= i0) & (j1 >= j0)
+    keep = torch.nonzero(ok.reshape(-1)).squeeze(1)
+    X, Y = X.reshape(-1, 3)[keep], Y.reshape(-1, 3)[keep]
+    s = torch.sign(area.reshape(-1)[keep])[:, None]
+    a, b = [1, 2, 0], [2, 0, 1]
+    dX, dY = X[:, b] - X[:, a], Y[:, b] - Y[:, a]
+    tl = ((s * dY > 0) | ((dY == 0) & (s * dX > 0))).double()
+    R0 = s * (dX * (h - Y[:, a]) - dY * (h - X[:, a])) + tl
+    edge = torch.cat((R0, s * _SUB * dX, -s * _SUB * dY), 1)  # (K, 9): R0, Ri, C
+    # depth plane (1/z when perspective) from the unsnapped coordinates
+    t = tri.reshape(-1, 3, 3)[keep].double()
+    x, y, z = t[..., 0], t[..., 1], t[..., 2]
+    if persp:
+        z = 1.0 / z
+    dx1, dx2, dy1, dy2 = x[:, 1] - x[:, 0], x[:, 2] - x[:, 0], y[:, 1] - y[:, 0], y[:, 2] - y[:, 0]
+    dz1, dz2 = z[:, 1] - z[:, 0], z[:, 2] - z[:, 0]
+    det = dx1 * dy2 - dy1 * dx2
+    det = torch.where(det == 0, torch.ones_like(det), det)
+    gx = (dz1 * dy2 - dy1 * dz2) / det
+    gy = (dx1 * dz2 - dz1 * dx2) / det
+    z0 = z[:, 0] + gx * (0.5 - x[:, 0]) + gy * (0.5 - y[:, 0])  # plane at pixel (0, 0)
+    flat = lambda v: v.reshape(-1)[keep].long()  # noqa: E731
+    return keep, edge, torch.stack((z0, gy, gx), 1), flat(i0), flat(i1), flat(j0), flat(j1)
+
+
+def _resolve(sv, faces, H, W, cull, persp, max_candidates):
+    """Discrete z-buffer: returns (B*H*W,) int64 keys (``_KEY_EMPTY`` = empty)."""
+    B, F = sv.shape[0], faces.shape[0]
+    keep, edge, zp, i0, i1, j0, j1 = _face_setup(sv, faces, H, W, cull, persp)
+    keys = torch.full((B * H * W,), _KEY_EMPTY, dtype=torch.int64, device=sv.device)
+    if keep.numel() == 0:
+        return keys
+    ny = i1 - i0 + 1
+    bound = ny * (j1 - j0 + 1)  # upper bound of covered pixels, for chunking
+    ends = torch.cumsum(bound, 0)
+    if int(ends[-1]) <= max_candidates:
+        bounds = [(0, keep.numel())]
+    else:
+        _, sizes = torch.unique_consecutive(torch.div(ends - bound, max_candidates, rounding_mode="floor"), return_counts=True)
+        e = [0] + torch.cumsum(sizes, 0).tolist()
+        bounds = list(zip(e[:-1], e[1:]))
+    for lo_, hi_ in bounds:
+        # level 1: (face, row) pairs -> exact span of covered columns
+        fr, di = _expand(ny[lo_:hi_])
+        fr = fr + lo_
+        i = i0[fr] + di
+        idd = i.double()[:, None]
+        ed = edge[fr]
+        R = ed[:, 0:3] + ed[:, 3:6] * idd  # (P1,3) exact
+        Cr = ed[:, 6:9]
+        qt = -R / Cr
+        inf = torch.full_like(qt, float("inf"))
+        lo = torch.where(Cr > 0, torch.floor(qt) + 1, -inf).amax(1).clamp(min=0)
+        hi = torch.where(Cr < 0, torch.ceil(qt) - 1, inf).amin(1).clamp(max=W - 1)
+        dead = ((Cr == 0) & (R <= 0)).any(1)
+        cnt = torch.where(dead, torch.zeros_like(lo), (hi - lo + 1).clamp(min=0)).long()
+        rows = torch.nonzero(cnt).squeeze(1)
+        if rows.numel() == 0:
+            continue
+        fr, i, cnt, lo = fr[rows], i[rows], cnt[rows], lo[rows].long()
+        g = keep[fr]
+        bidx = torch.div(g, F, rounding_mode="floor")
+        zr = zp[fr]
+        zrow = zr[:, 0] + zr[:, 1] * i.double()
+        # level 2: pixels of each span
+        r, dj = _expand(cnt)
+        j = lo[r] + dj
+        depth = zrow[r] + zr[r, 2] * j.double()
+        if persp:
+            depth = 1.0 / depth
+        pix = ((bidx * H + i) * W)[r] + j
+        bits = depth.float().view(torch.int32)
+        bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # order-preserving int for floats
+        key = (bits.long() << 32) | (g - bidx * F)[r]
+        keys.scatter_reduce_(0, pix, key, reduce="amin")
+    return keys
+
+
+def rasterize(
+    screen_verts: Tensor,
+    faces: Tensor,
+    image_size,
+    cull_backfaces: bool = False,
+    perspective_correct: bool = False,
+    max_candidates: int = _MAX_CANDIDATES,
+) -> Fragments:
+    """Rasterise a batch of meshes sharing one face list.
+
+    Args:
+        screen_verts: (B, V, 3) pixel x, pixel y, depth (smaller = closer).
+        faces: (F, 3) long vertex indices.
+        image_size: H or (H, W).
+        cull_backfaces: skip faces with positive signed screen area (see module
+            docstring for the orientation convention).
+        perspective_correct: interpolate depth linearly in 1/z and return
+            perspective-correct barycentrics (``b_k / z_k`` renormalised);
+            faces with a vertex at depth <= 0 are skipped.
+        max_candidates: the (face, pixel) candidate pairs are processed in
+            chunks of at most this many (bounds peak memory).
+    Returns:
+        :class:`Fragments`.
+    """
+    H, W = _image_size(image_size)
+    B, V = screen_verts.shape[:2]
+    faces = faces.to(device=screen_verts.device, dtype=torch.long)
+    with torch.no_grad():
+        keys = _resolve(screen_verts.detach(), faces, H, W, cull_backfaces, perspective_correct, max_candidates)
+        pix = torch.nonzero(keys != _KEY_EMPTY).squeeze(1)
+        face = keys[pix] & 0xFFFFFFFF
+        b = torch.div(pix, H * W, rounding_mode="floor")
+        rem = pix - b * (H * W)
+        i = torch.div(rem, W, rounding_mode="floor")
+        p = torch.stack(((rem - i * W).to(screen_verts.dtype) + 0.5, i.to(screen_verts.dtype) + 0.5), -1)
+        vidx = b[:, None] * V + faces[face]  # (M,3)
+    # differentiable part: barycentrics of the winning face at the pixel centre
+    svt = screen_verts.reshape(-1, 3).t()  # (3, B*V) rows x, y, z
+    x0, y0, z0 = svt.index_select(1, vidx[:, 0]).unbind(0)
+    x1, y1, z1 = svt.index_select(1, vidx[:, 1]).unbind(0)
+    x2, y2, z2 = svt.index_select(1, vidx[:, 2]).unbind(0)
+    px, py = p.unbind(1)
+    x0, x1, x2 = x0 - px, x1 - px, x2 - px
+    y0, y1, y2 = y0 - py, y1 - py, y2 - py
+    # 2 x signed sub-areas opposite each vertex; their sum is 2 x the face area
+    w = torch.stack((x1 * y2 - y1 * x2, x2 * y0 - y2 * x0, x0 * y1 - y0 * x1), 1)
+    bary = w / w.sum(1, keepdim=True)
+    z = torch.stack((z0, z1, z2), 1)
+    if perspective_correct:
+        bz = bary / z
+        inv = bz.sum(1, keepdim=True)
+        bary = bz / inv
+        depth = 1.0 / inv[:, 0]
+    else:
+        depth = (bary * z).sum(1)
+    n = B * H * W
+    pix_to_face = torch.full((n,), -1, dtype=torch.long, device=screen_verts.device)
+    pix_to_face[pix] = face
+    zbuf = screen_verts.new_full((n,), float("inf")).index_put((pix,), depth)
+    return Fragments(pix_to_face.view(B, H, W), zbuf.view(B, H, W), pix, face, bary)
+
+
+def _corner_vertex_ids(fragments: Fragments, faces: Tensor, n_verts: int, batched: bool) -> Tensor:
+    pix, face, _ = fragments.packed()
+    vid = faces.to(device=pix.device, dtype=torch.long)[face]  # (M,3)
+    if batched:
+        B, H, W = fragments.pix_to_face.shape
+        vid = vid + (torch.div(pix, H * W, rounding_mode="floor") * n_verts)[:, None]
+    return vid
+
+
+def _blend(bary: Tensor, flat: Tensor, idx: Tensor) -> Tensor:
+    """sum_k bary[:, k] * flat[idx[:, k]] -> (M, C)."""
+    b = bary.to(flat.dtype)
+    out = flat.index_select(0, idx[:, 0]) * b[:, 0:1]
+    out = out + flat.index_select(0, idx[:, 1]) * b[:, 1:2]
+    return out + flat.index_select(0, idx[:, 2]) * b[:, 2:3]
+
+
+def interpolate_packed(fragments: Fragments, vertex_attrs: Tensor, faces: Tensor) -> Tensor:
+    """Per-vertex attributes (B or 1, V, C) -> (M, C) at the covered pixels only."""
+    Bv, V, C = vertex_attrs.shape
+    vid = _corner_vertex_ids(fragments, faces, V, Bv > 1)
+    return _blend(fragments.bary_packed, vertex_attrs.reshape(-1, C), vid)
+
+
+def interpolate(fragments: Fragments, vertex_attrs: Tensor, faces: Tensor) -> Tensor:
+    """Interpolate per-vertex attributes (B or 1, V, C) -> (B, H, W, C); background 0.
+
+    Differentiable w.r.t. ``vertex_attrs`` and (through the barycentrics) the
+    screen vertices used to rasterise.
+    """
+    return fragments.scatter(interpolate_packed(fragments, vertex_attrs, faces))
+
+
+def interpolate_face_attributes_packed(fragments: Fragments, face_attrs: Tensor) -> Tensor:
+    """Per-face-corner attributes (B or 1, F, 3, C) -> (M, C) at the covered pixels."""
+    Ba, F, _, C = face_attrs.shape
+    pix, face, bary = fragments.packed()
+    idx = face
+    if Ba > 1:
+        B, H, W = fragments.pix_to_face.shape
+        idx = face + torch.div(pix, H * W, rounding_mode="floor") * F
+    idx = (idx * 3)[:, None] + torch.arange(3, device=idx.device)
+    return _blend(bary, face_attrs.reshape(-1, C), idx)
+
+
+def interpolate_face_attributes(fragments: Fragments, face_attrs: Tensor) -> Tensor:
+    """Interpolate per-face-corner attributes (B or 1, F, 3, C) -> (B, H, W, C).
+
+    Typical use: UV coordinates ``vt[ft][None]``.  Background is 0.
+    """
+    return fragments.scatter(interpolate_face_attributes_packed(fragments, face_attrs))

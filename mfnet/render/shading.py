@@ -1,0 +1,97 @@
+"""Normals and spherical-harmonics (SH) lighting.
+
+SH basis (real, orthonormal on the unit sphere, no Condon-Shortley sign), in
+the order used by DECA/MFNet, for a unit normal n = (x, y, z)::
+
+    H0 = c0                      c0 = 1 / sqrt(4 pi)
+    H1 = c1 * y                  c1 = sqrt(3 / (4 pi))
+    H2 = c1 * z
+    H3 = c1 * x
+    H4 = c2 * x y                c2 = 3 sqrt(5 / (12 pi))   (= sqrt(15 / (4 pi)))
+    H5 = c2 * y z
+    H6 = c3 * (3 z^2 - 1)        c3 = sqrt(5 / (16 pi))
+    H7 = c2 * x z
+    H8 = c4 * (x^2 - y^2)        c4 = 3/2 sqrt(5 / (12 pi)) (= sqrt(15 / (16 pi)))
+
+Shading (MFNet eq. 2, ``B = A ⊙ Σ_k l_k H_k(N)``) is ``Σ_k l_k H_k(n)`` per
+colour channel, with coefficients ``l`` of shape (B, 9, 3).  By default the
+basis above is used as is.  ``lambertian=True`` additionally multiplies band
+l by the clamped-cosine convolution factors (pi, 2pi/3, pi/4), i.e. it turns
+radiance SH coefficients into irradiance (Ramamoorthi & Hanrahan 2001); DECA's
+"constant_factor" equals the basis constants times these factors.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["face_normals", "vertex_normals", "sh_basis", "sh_shading", "SH_CONSTANTS"]
+
+_C0 = 1.0 / math.sqrt(4 * math.pi)
+_C1 = math.sqrt(3.0 / (4 * math.pi))
+_C2 = 3.0 * math.sqrt(5.0 / (12 * math.pi))
+_C3 = math.sqrt(5.0 / (16 * math.pi))
+_C4 = 1.5 * math.sqrt(5.0 / (12 * math.pi))
+#: per-basis-function constants, in basis order
+SH_CONSTANTS = (_C0, _C1, _C1, _C1, _C2, _C2, _C3, _C2, _C4)
+_LAMBERT = (math.pi,) + (2 * math.pi / 3,) * 3 + (math.pi / 4,) * 5
+
+
+def face_normals(verts: Tensor, faces: Tensor, normalize: bool = True) -> Tensor:
+    """(B, V, 3) -> (B, F, 3) face normals ``(v1-v0) x (v2-v0)``.
+
+    Unnormalised, the length is twice the face area (used for area weights).
+    Counter-clockwise faces (right-hand rule) get outward normals.
+    """
+    faces = faces.to(device=verts.device, dtype=torch.long)
+    v0, v1, v2 = verts[:, faces[:, 0]], verts[:, faces[:, 1]], verts[:, faces[:, 2]]
+    n = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)
+    if normalize:
+        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return n
+
+
+def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
+    """(B, V, 3) unit vertex normals: area-weighted sum of incident face normals.
+
+    Vertices not used by any face get a zero normal.
+    """
+    B, V, _ = verts.shape
+    faces = faces.to(device=verts.device, dtype=torch.long)
+    fn = face_normals(verts, faces, normalize=False)  # (B,F,3), |fn| = 2*area
+    F = faces.shape[0]
+    idx = (faces.reshape(1, F * 3) + (torch.arange(B, device=verts.device) * V)[:, None]).reshape(-1)
+    src = fn[:, :, None, :].expand(B, F, 3, 3).reshape(-1, 3)
+    vn = verts.new_zeros(B * V, 3).index_add(0, idx, src).view(B, V, 3)
+    return vn / vn.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def sh_basis(normals: Tensor, lambertian: bool = False) -> Tensor:
+    """(..., 3) unit normals -> (..., 9) SH basis values (see module docstring)."""
+    x, y, z = normals.unbind(-1)
+    one = torch.ones_like(x)
+    h = torch.stack(
+        (one, y, z, x, x * y, y * z, 3.0 * z * z - 1.0, x * z, x * x - y * y),
+        dim=-1,
+    )
+    c = SH_CONSTANTS
+    if lambertian:
+        c = tuple(a * b for a, b in zip(c, _LAMBERT))
+    return h * torch.tensor(c, dtype=normals.dtype, device=normals.device)
+
+
+def sh_shading(normals: Tensor, coeffs: Tensor, lambertian: bool = False) -> Tensor:
+    """Per-channel SH shading ``Σ_k l_k H_k(n)``.
+
+    Args:
+        normals: (B, ..., 3) unit normals.
+        coeffs: (B, 9, 3) SH coefficients (one column per colour channel).
+    Returns:
+        (B, ..., 3) shading (multiply by the albedo to get the image).
+    """
+    B = normals.shape[0]
+    h = sh_basis(normals, lambertian=lambertian)
+    out = torch.bmm(h.reshape(B, -1, 9), coeffs.to(h))
+    return out.reshape(*normals.shape[:-1], coeffs.shape[-1])
