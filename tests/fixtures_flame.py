@@ -258,3 +258,47 @@ def evil_pickle(marker: Path, module: str = "os", name: str = "system") -> bytes
     """GLOBAL ``os system`` + REDUCE: would create ``marker`` if the unpickler ran it."""
     cmd = f"touch {marker}".encode()
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n(S'" + cmd + b"'\ntR."
+
+
+def legacy_torch_tensor_pickle(data: np.ndarray, storage_type: str, size, stride, offset: int = 0,
+                               view=None, count: int | None = None) -> bytes:
+    """A pickled tensor in torch's legacy in-pickle format, built by hand (as older torch wrote it).
+
+    ``_rebuild_tensor_v2(_load_from_bytes(stream), offset, size, stride, False, OrderedDict())``
+    where ``stream`` = magic, protocol 1001, sys_info, main pickle with persistent id
+    ``('storage', torch.<storage_type>, key, 'cpu', numel, view)``, key list, raw data.
+    ``view=(view_key, start, length)`` reproduces pre-1.0 storage views.
+    """
+    import collections
+    import io
+    import struct
+
+    import torch
+
+    buf = io.BytesIO()
+    for obj in (0x1950A86A20F9469CFC6C, 1001,
+                {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+        pickle.dump(obj, buf, protocol=2)
+    token = object()
+
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            if obj is token:
+                return ("storage", getattr(torch, storage_type), "140230", "cpu", data.size, view)
+            return None
+
+    P(buf, protocol=2).dump(token)
+    pickle.dump(["140230"], buf, protocol=2)
+    buf.write(struct.pack("<q", data.size if count is None else count))
+    buf.write(np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<")).tobytes())
+
+    class Storage:
+        def __reduce__(self):
+            return torch.storage._load_from_bytes, (buf.getvalue(),)
+
+    class Tensor:
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, (Storage(), offset, tuple(size), tuple(stride), False,
+                                                     collections.OrderedDict())
+
+    return pickle.dumps({"t": Tensor()}, protocol=2)

@@ -17,7 +17,7 @@ from mfnet.headmodel.data import HeadModelData, HeadModelError  # noqa: E402
 from mfnet.headmodel.flame import (  # noqa: E402
     LandmarkEmbedding, build_flame_from_folder, build_flame_model, find_flame_files, load_flame_masks,
     load_flame_pickle, load_flame_uvs, load_landmark_embedding, load_mediapipe_embedding)
-from mfnet.headmodel.safe_pickle import UnsafePickleError, safe_load, safe_load_npy, safe_loads  # noqa: E402
+from mfnet.headmodel.safe_pickle import UnsafePickleError, safe_load_npy, safe_loads  # noqa: E402
 
 V, F = 40, 60
 
@@ -87,7 +87,8 @@ def test_select_standin_and_py3_protocol2(tmp_path):
 # ----------------------------------------------------------------- security
 @pytest.mark.parametrize("module,name", [("os", "system"), ("posix", "system"), ("builtins", "eval"),
                                          ("__builtin__", "getattr"), ("subprocess", "Popen"),
-                                         ("numpy", "load"), ("chumpy.ch_ops", "add")])
+                                         ("numpy", "load"), ("chumpy.ch_ops", "add"),
+                                         ("torch", "LongStorage"), ("torch", "load")])
 def test_code_execution_refused(tmp_path, module, name):
     marker = tmp_path / "pwned"
     path = tmp_path / "generic_model.pkl"
@@ -126,13 +127,31 @@ def test_restricted_helpers_cannot_be_abused():
     bad = b"ccopy_reg\n_reconstructor\n(cnumpy\nndarray\nc__builtin__\nobject\nNtR."
     with pytest.raises(UnsafePickleError):
         safe_loads(bad)
-    # BUILD cannot patch an allowed callable
-    patch = b"\x80\x02ccopy_reg\n_reconstructor\n}U\x05_fn_xK\x01sb."
-    with pytest.raises(HeadModelError):
-        safe_loads(patch)
+    # BUILD cannot patch an allowed callable (dict state or slot state)
+    for state in (b"}U\x03_fnK\x01s", b"N}U\x03_fnK\x01s\x86"):
+        with pytest.raises(HeadModelError):
+            safe_loads(b"\x80\x02ccopy_reg\n_reconstructor\n" + state + b"b.")
+    with ff.fake_chumpy() as (Ch, _):
+        blob = ff.py2_dumps({"x": ff.make_ch(Ch, np.ones(3))}, 0)
+    np.testing.assert_array_equal(safe_loads(blob)["x"], np.ones(3))  # still works after the attempts
     # persistent ids (torch storages) are only accepted inside torch's own stream
     with pytest.raises(UnsafePickleError, match="persistent id"):
         safe_loads(b"\x80\x02U\x03abcQ.")
+
+
+def test_legacy_torch_tensors():
+    data = np.arange(12, dtype=np.float64) * 0.5
+    out = safe_loads(ff.legacy_torch_tensor_pickle(data, "DoubleStorage", (3, 2), (1, 3), offset=1))["t"]
+    np.testing.assert_array_equal(out, np.lib.stride_tricks.as_strided(data[1:], (3, 2), (8, 24)))
+    ints = np.arange(10, dtype=np.int64)  # pre-1.0 storage view: elements 2..6
+    out = safe_loads(ff.legacy_torch_tensor_pickle(ints, "LongStorage", (5,), (1,), view=("v", 2, 5)))["t"]
+    np.testing.assert_array_equal(out, ints[2:7])
+    with pytest.raises(HeadModelError, match="past the end"):
+        safe_loads(ff.legacy_torch_tensor_pickle(ints, "LongStorage", (4, 4), (4, 1)))
+    with pytest.raises(HeadModelError, match="elements"):
+        safe_loads(ff.legacy_torch_tensor_pickle(ints, "LongStorage", (2,), (1,), count=11))
+    with pytest.raises(UnsafePickleError, match="torch.BFloat16Storage"):  # no numpy dtype: refused
+        safe_loads(ff.legacy_torch_tensor_pickle(ints, "BFloat16Storage", (2,), (1,)))
 
 
 # ------------------------------------------------------------- bad files

@@ -385,7 +385,8 @@ def _load_stream(f: BinaryIO, source: str, hint: str, globals_seen: set | None) 
     except HeadModelError:
         raise
     except _READ_ERRORS as exc:
-        what = "truncated" if isinstance(exc, EOFError) or "truncated" in str(exc) else "not a readable pickle"
+        truncated = isinstance(exc, EOFError) or "truncated" in str(exc)
+        what = "truncated (incomplete download? fetch it again)" if truncated else "not a readable pickle"
         raise HeadModelError(f"{source}: {what} ({type(exc).__name__}: {exc}).{' ' + hint if hint else ''}") from None
     finally:
         if globals_seen is not None:
