@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 from pathlib import Path
 
 from ..errors import MfnetError
@@ -86,15 +85,14 @@ def add_model(name: str, path: str | Path) -> Path:
         return dest
     from .flame import build_flame_model, find_flame_files
 
-    folder = path if path.is_dir() else path.parent
-    files = find_flame_files(folder)
-    if path.is_file():
-        files["model_pkl"] = path
-    if not files.get("model_pkl"):
-        raise MfnetError(f"{path}: no FLAME model pickle found (expected generic_model.pkl, flame2023.pkl or "
-                         "flame2023_Open.pkl from https://flame.is.tue.mpg.de)")
-    model_pkl = files.pop("model_pkl")
-    data = build_flame_model(model_pkl, name=name, **files)
+    if path.is_dir():
+        files = find_flame_files(path)
+        model_pkl = files.model
+    else:  # a model pickle: its companions (embeddings, masks, UVs) are looked up beside it
+        files, model_pkl = find_flame_files(path.parent), path
+    data = build_flame_model(model_pkl, name=name, landmark_embedding=files.landmark_embedding,
+                             dynamic_embedding=files.dynamic_embedding, mediapipe_embedding=files.mediapipe_embedding,
+                             masks=files.masks, uvs=files.uvs)
     data.save(dest)
     return dest
 
@@ -136,9 +134,3 @@ def remove_model(name: str) -> None:
     if not p.exists():
         raise MfnetError(f"no installed model named {name!r}")
     p.unlink()
-
-
-def copy_tree(src: Path, dest: Path) -> None:
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(src, dest)
