@@ -319,3 +319,23 @@ def test_obj_reader(ict_dir, npz):
     tri_v, tri_vt, tri_poly = mesh.triangulate(np.array([0]))
     assert tri_v.shape == (2, 3) and set(tri_v.ravel()) == set(mesh.corner_v[:4])
     assert mesh.materials[mesh.poly_material[0]] == "M_Face"
+
+
+def test_obj_reader_polygons_and_indices(tmp_path):
+    f = tmp_path / "t.obj"
+    f.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nv 0.5 1.5 0 1 0 0\nvt 0 0\nvt 1 1\nvn 0 0 1\n"
+                 "f 1 2 3\nusemtl A\nf 1/1 2/2 3/1 4/2\nusemtl B\nf -5//1 -4//1 -3//1 -1//1 -2//1\n")
+    mesh = read_obj(f)
+    assert mesh.vertices.shape == (5, 3) and mesh.uvs.shape == (2, 2)
+    np.testing.assert_array_equal(mesh.poly_size, [3, 4, 5])
+    assert [mesh.materials[m] if m >= 0 else None for m in mesh.poly_material] == [None, "A", "B"]
+    np.testing.assert_array_equal(mesh.corner_v[7:], [0, 1, 2, 4, 3])
+    assert (mesh.corner_vt[:3] == -1).all() and (mesh.corner_vt[7:] == -1).all()
+    tri_v, tri_vt, tri_poly = mesh.triangulate()
+    np.testing.assert_array_equal(tri_poly, [0, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(tri_v[1:3], [[0, 1, 2], [0, 2, 3]])
+    np.testing.assert_array_equal(tri_vt[1:3], [[0, 1, 0], [0, 0, 1]])
+    # every fan triangle keeps the polygon's (counter-clockwise, +z) winding
+    P = mesh.vertices[tri_v]
+    assert (np.cross(P[:, 1] - P[:, 0], P[:, 2] - P[:, 0])[:, 2] > 0).all()
+    np.testing.assert_array_equal(read_obj_vertices(f), mesh.vertices)

@@ -1,38 +1,35 @@
 """Convert the open ICT-FaceKit (MIT, USC ICT) into an mfnet :class:`HeadModelData`.
 
-Two source layouts are accepted (see :func:`locate_ict`):
+Sources (:func:`locate_ict`): the *repacked* folder (``ict_facekit_vertices.npz`` +
+``generic_neutral_mesh.obj`` + ``vertex_indices.json``) or the original kit's
+``FaceXModel/`` (``generic_neutral_mesh.obj``, ``identity000.obj`` ..., one OBJ per
+expression, ``vertex_indices.json``); a kit with only the first few identity/expression
+OBJs converts when ``n_shape``/``n_expr`` ask for no more than it holds.
 
-* the *repacked* folder: ``ict_facekit_vertices.npz`` (neutral + identity and
-  expression deltas) beside ``generic_neutral_mesh.obj`` and ``vertex_indices.json``;
-* the original kit: ``FaceXModel/`` with ``generic_neutral_mesh.obj``,
-  ``identity000.obj`` ..., one OBJ per expression (``browDown_L.obj`` ...) and
-  ``vertex_indices.json``.  A kit with only the first few identity/expression
-  OBJs works as long as ``n_shape``/``n_expr`` ask for no more than it holds.
+Conversion (metres, y up, face towards +z; the kit is in cm):
 
-Conversion (all lengths in metres, y up, face towards +z; the kit is in cm):
-
-* faces: the polygons of the kept regions (index ranges of the kit's README),
-  fan-triangulated (quads split along corner 0-2, winding kept; the face region
-  is checked to face +z), vertices compacted to those the kept faces use;
-* bases: the first ``n_shape`` identity modes (already unit-variance) and the
-  expression deltas (ARKit-style activations in [0, 1], *not* N(0, 1));
-* joints (FLAME order global, neck, jaw, eye_left, eye_right) as convex vertex
-  combinations (rows >= 0, sum 1): global = centroid of the bottom boundary
-  ring of the neck, jaw = midpoint of two skin patches around landmarks 1/15
-  (in front of the ears), neck = midway between them, eyes = sphere-fit
-  centres of the scleras written as a combination of eyeball vertices.  A
-  joint whose vertices are not all kept is re-expressed over its 64 nearest
-  kept vertices (smallest deviation from uniform weights, else NNLS), so the
-  regressor only uses kept vertices and still follows the shape;
-* skinning: a soft geodesic partition (softmin of mesh distances to seeds on
-  the upper head/upper lip, the lower lip/chin/jaw contour and the lower
-  neck) gives the jaw weight, so the lips separate at the mouth slit and blend
-  over a few cm elsewhere; a smoothstep along the neck moves weight from the
-  head (neck joint) to the global joint at the neck's bottom ring; eyeballs
-  follow the eye joints; lower teeth follow the jaw;
-* landmarks: the 68 iBUG vertices of ``vertex_indices.json`` as one-hot
-  barycentric coordinates; UVs: the per-material tiles packed into one [0, 1]²
-  atlas (layout in ``meta['uv_atlas']``).
+* faces: polygons of the kept regions (README index ranges), fan-triangulated with
+  their winding (checked: the face region faces +z); vertices compacted to those used;
+* bases: the first ``n_shape`` identity modes (unit std) and the expression deltas
+  (ARKit-style activations in [0, 1], *not* N(0, 1) coefficients);
+* joints (global, neck, jaw, eye_left, eye_right) are convex vertex combinations
+  computed on the full mesh: global = centroid of the neck's bottom boundary ring,
+  jaw = midpoint of skin patches (1.5 cm) around landmarks 1/15 in front of the ears,
+  neck = midway global-jaw, eyes = sphere-fit sclera centres written over eyeball
+  vertices (the plain centroid sits ~4 mm too far forward).  A joint that uses dropped
+  vertices is re-expressed over the nearest kept vertices (closest-to-uniform weights,
+  else NNLS, widening the neighbourhood until it reproduces the joint; any residual
+  is in ``meta['joints_refit_on_kept_vertices']`` in mm), so rows stay >= 0, sum to 1
+  and follow the shape;
+* skinning: the jaw weight is a product of two sigmoids of geodesic distance
+  differences (to seeds on the lower lip/chin/jaw contour vs. the upper face and upper
+  lip, and vs. the lower neck), so the lips part at the mouth slit while cheeks and
+  mouth floor blend over a few cm; a smoothstep along the neck hands the weight from
+  the head (neck joint) to the global joint at the bottom ring; eyeballs follow the
+  eye joints, lower teeth the jaw, gums/tongue the nearer tooth row;
+* landmarks: the 68 iBUG vertices (``idx_to_landmark_verts``) as one-hot barycentrics;
+* UVs: each kept material's [k, k+1) u-tile packed into one [0, 1]² atlas
+  (``meta['uv_atlas']``); masks: regions plus landmark-based nose/lips/eyes/neck.
 """
 from __future__ import annotations
 
@@ -107,59 +104,48 @@ def locate_ict(src: str | Path) -> tuple[str, Path]:
 
 def _load_deltas(kind: str, root: Path, neutral_obj: np.ndarray, keep: np.ndarray,
                  n_shape: int, n_expr: int | None):
-    """Neutral (full, cm) and identity/expression deltas on the kept vertices (cm)."""
+    """Neutral (all vertices), identity and expression deltas (kept vertices) and the
+    expression names, all in cm.  OBJ expressions are taken in file-name order."""
     if kind == "npz":
         with np.load(root / NPZ_NAME) as z:
-            neutral = z["neutral"].astype(np.float64)
-            ident, expr = z["identity_deltas"], z["expression_deltas"]
+            ident, expr, neutral = z["identity_deltas"], z["expression_deltas"], z["neutral"]
             names = [str(s) for s in z["expression_names"]]
-            n_expr = len(names) if n_expr is None else n_expr
-            _check_count("identity modes", n_shape, ident.shape[0], root)
-            _check_count("expressions", n_expr, len(names), root)
-            return (neutral, ident[:n_shape][:, keep].astype(np.float64),
-                    expr[:n_expr][:, keep].astype(np.float64), names[:n_expr])
-    ident_files = sorted(root.glob("identity[0-9]*.obj"), key=lambda f: int(f.stem[8:]))
-    expr_files = sorted((f for f in root.glob("*.obj") if f.stem != Path(MESH_NAME).stem
-                         and not re.fullmatch(r"identity\d+", f.stem)), key=lambda f: f.stem)
-    n_expr = len(expr_files) if n_expr is None else n_expr
-    _check_count("identity OBJs", n_shape, len(ident_files), root)
-    _check_count("expression OBJs", n_expr, len(expr_files), root)
-    files = ident_files[:n_shape] + expr_files[:n_expr]
+    else:
+        objs = {f.stem: f for f in root.glob("*.obj")}
+        is_id = [s for s in objs if re.fullmatch(r"identity\d+", s)]
+        ident = sorted(is_id, key=lambda s: int(s[8:]))
+        names = sorted(set(objs) - set(is_id) - {Path(MESH_NAME).stem})
+    n_expr = len(names) if n_expr is None else n_expr
+    for what, want, have in (("identity modes", n_shape, len(ident)), ("expressions", n_expr, len(names))):
+        if not 0 <= want <= have:
+            raise HeadModelError(f"{root}: asked for {want} {what} but the kit has {have}")
+    if kind == "npz":
+        return (neutral.astype(np.float64), ident[:n_shape][:, keep].astype(np.float64),
+                expr[:n_expr][:, keep].astype(np.float64), names[:n_expr])
+    files = [objs[s] for s in ident[:n_shape] + names[:n_expr]]
     deltas = np.empty((len(files), keep.size, 3))
     for i, f in enumerate(tqdm(files, desc="ICT-FaceKit OBJs", unit="obj", disable=None)):
         v = read_obj_vertices(f)
         if v.shape != neutral_obj.shape:
             raise HeadModelError(f"{f}: {len(v)} vertices, expected {len(neutral_obj)}")
         deltas[i] = v[keep] - neutral_obj[keep]
-    return neutral_obj, deltas[:n_shape], deltas[n_shape:], [f.stem for f in expr_files[:n_expr]]
-
-
-def _check_count(what: str, wanted: int, have: int, root: Path) -> None:
-    if wanted < 0 or wanted > have:
-        raise HeadModelError(f"{root}: asked for {wanted} {what} but the kit has {have}")
+    return neutral_obj, deltas[:n_shape], deltas[n_shape:], names[:n_expr]
 
 
 # ----------------------------------------------------------------------------- geometry helpers
 def _in_ranges(idx: np.ndarray, ranges) -> np.ndarray:
-    return np.any([(idx >= a) & (idx <= b) for a, b in ranges], axis=0)
-
-
-def _uniform(n_total: int, *groups: tuple[np.ndarray, float]) -> np.ndarray:
-    """Row of joint weights: each (vertex group, share) spread uniformly."""
-    w = np.zeros(n_total)
-    for idx, share in groups:
-        w[idx] += share / len(idx)
-    return w
+    out = np.zeros(idx.shape, bool)
+    for a, b in ranges:
+        out |= (idx >= a) & (idx <= b)
+    return out
 
 
 def _convex_weights(points: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Weights >= 0 summing to 1 with ``w @ points == target`` (if inside the hull), as close to
     uniform as possible; non-negative least squares when the closest-to-uniform solution is not."""
     k = len(points)
-    A = np.vstack([points.T, np.ones(k)])
-    b = np.append(target, 1.0)
-    u = np.full(k, 1.0 / k)
-    w = u + A.T @ np.linalg.lstsq(A @ A.T, b - A @ u, rcond=None)[0]
+    A, u = np.vstack([points.T, np.ones(k)]), np.full(k, 1.0 / k)
+    w = u + A.T @ np.linalg.lstsq(A @ A.T, np.append(target, 1.0) - A @ u, rcond=None)[0]
     if w.min() < 0:
         scale = 1.0 / max(np.abs(points - target).max(), 1e-9)
         w = nnls(np.vstack([(points - target).T * scale, 10.0 * np.ones(k)]),
@@ -174,13 +160,10 @@ def _edges(tri: np.ndarray) -> np.ndarray:
 def _bottom_ring(tri: np.ndarray, P: np.ndarray) -> np.ndarray:
     """Vertices of the lowest boundary loop (mean y) of a triangle mesh."""
     e, count = np.unique(_edges(tri), axis=0, return_counts=True)
-    b = e[count == 1]
-    n = len(P)
-    _, lab = connected_components(sparse.coo_matrix((np.ones(len(b)), (b[:, 0], b[:, 1])), (n, n)),
-                                  directed=False)
+    b, n = e[count == 1], len(P)
+    lab = connected_components(sparse.coo_matrix((np.ones(len(b)), b.T), (n, n)), directed=False)[1]
     bv = np.unique(b)
-    loops = [bv[lab[bv] == c] for c in np.unique(lab[bv])]
-    return min(loops, key=lambda vs: P[vs, 1].mean())
+    return min((bv[lab[bv] == c] for c in np.unique(lab[bv])), key=lambda vs: P[vs, 1].mean())
 
 
 def _sphere_centre(S: np.ndarray) -> np.ndarray:
@@ -188,7 +171,7 @@ def _sphere_centre(S: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(A, (S ** 2).sum(1), rcond=None)[0][:3]
 
 
-def _joint_rows(P: np.ndarray, skin_tri: np.ndarray, lmk: np.ndarray) -> tuple[np.ndarray, dict]:
+def _joint_rows(P: np.ndarray, skin_tri: np.ndarray, lmk: np.ndarray) -> np.ndarray:
     """Full-mesh joint regressor (5, NUM_VERTICES) on the neutral ``P`` (m)."""
     n = len(P)
     ring = _bottom_ring(skin_tri, P)
@@ -196,17 +179,15 @@ def _joint_rows(P: np.ndarray, skin_tri: np.ndarray, lmk: np.ndarray) -> tuple[n
     tree = cKDTree(P[skin])
     hinge = [skin[tree.query_ball_point(P[lmk[i]], 0.015)] for i in (1, 15)]
     J = np.zeros((5, n))
-    J[0] = _uniform(n, (ring, 1.0))
-    J[2] = _uniform(n, (hinge[0], 0.5), (hinge[1], 0.5))
+    J[0, ring] = 1.0 / len(ring)
+    for h in hinge:
+        J[2, h] += 0.5 / len(h)
     J[1] = 0.5 * (J[0] + J[2])
     for j, side in ((3, "left"), (4, "right")):
         a, b = EYEBALL[side]
         centre = _sphere_centre(P[SCLERA[side][0]:SCLERA[side][1] + 1])
         J[j, a:b + 1] = _convex_weights(P[a:b + 1], centre)
-    info = {"global": "centroid of the neck's bottom boundary ring", "neck": "midway global-jaw",
-            "jaw": "midpoint of skin patches (r=1.5 cm) around landmarks 1 and 15",
-            "eyes": "sphere-fit centre of each sclera as convex combination of eyeball vertices"}
-    return J, info
+    return J
 
 
 def _restrict_joints(J_full: np.ndarray, P: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -244,8 +225,7 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
 def _skinning(P_full: np.ndarray, keep: np.ndarray, faces: np.ndarray, joints: np.ndarray,
               lmk: np.ndarray) -> np.ndarray:
     """Skinning weights (V_kept, 5); ``faces``/``joints``/``lmk`` refer to the kept vertices."""
-    P = P_full[keep]
-    V = len(P)
+    P, V = P_full[keep], len(keep)
     e = np.unique(_edges(faces), axis=0)
     G = sparse.coo_matrix((np.linalg.norm(P[e[:, 0]] - P[e[:, 1]], axis=1), (e[:, 0], e[:, 1])), (V, V))
     y = P[:, 1]
@@ -270,14 +250,9 @@ def _skinning(P_full: np.ndarray, keep: np.ndarray, faces: np.ndarray, joints: n
         jaw[gums] = expit((du - dl) / TAU_LIPS)
     axis = joints[1] - joints[0]
     head = _smoothstep((P - joints[0]) @ axis / (axis @ axis))   # 0 at the ring, 1 at the neck joint
-    W = np.zeros((V, 5))
-    W[:, 0] = 1 - head
-    W[:, 1] = head * (1 - jaw)
-    W[:, 2] = head * jaw
+    W = np.stack([1 - head, head * (1 - jaw), head * jaw, 0 * jaw, 0 * jaw], 1)
     for j, side in ((3, "left"), (4, "right")):
-        eye = _in_ranges(keep, [EYEBALL[side]])
-        W[eye] = 0.0
-        W[eye, j] = 1.0
+        W[_in_ranges(keep, [EYEBALL[side]])] = np.eye(5)[j]
     return W / W.sum(1, keepdims=True)
 
 
@@ -301,9 +276,9 @@ def _uv_atlas(mesh: ObjMesh, tri_vt: np.ndarray, tri_poly: np.ndarray):
         return None, None, None
     mat = mesh.poly_material[tri_poly]
     mats = np.unique(mat)
-    key = tri_vt.ravel() * (len(mesh.materials) + 1) + np.repeat(mat, 3)
-    uniq, ft = np.unique(key, return_inverse=True)
-    src_vt, src_mat = uniq // (len(mesh.materials) + 1), uniq % (len(mesh.materials) + 1)
+    n_mat = len(mesh.materials) + 1                       # material -1: faces before any usemtl
+    uniq, ft = np.unique(tri_vt.ravel() * n_mat + np.repeat(mat + 1, 3), return_inverse=True)
+    src_vt, src_mat = uniq // n_mat, uniq % n_mat - 1
     uv = mesh.uvs[src_vt]
     vt = np.zeros_like(uv)
     layout = {}
@@ -326,36 +301,35 @@ def _inside(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
 
 
 def _masks(P: np.ndarray, keep: np.ndarray, lmk: np.ndarray, regions) -> dict[str, np.ndarray]:
-    def rng(*ranges):
-        return np.nonzero(_in_ranges(keep, ranges))[0]
+    """Named vertex masks (kept indices); nose, lips and eye areas are approximated from landmarks."""
+    def rng(*names):
+        return np.nonzero(_in_ranges(keep, [r[:2] for n in names for r in REGIONS[n]]))[0]
 
-    def near(lmk_ids, radius, within):
-        pts = P[lmk[lmk_ids]]
-        dense = np.concatenate([pts[i] + np.linspace(0, 1, 8)[:, None] * (pts[i + 1] - pts[i])
-                                for i in range(len(pts) - 1)])
-        hits = cKDTree(P[within]).query_ball_point(dense, radius)
-        return within[np.unique(np.concatenate([np.asarray(h, int) for h in hits]))]
+    def near(ids, radius):          # face vertices within radius of a landmark polyline
+        pts = P[lmk[ids]]
+        dense = (pts[:-1, None] + np.linspace(0, 1, 8)[:, None] * (pts[1:] - pts[:-1])[:, None]).reshape(-1, 3)
+        return face[np.unique(np.concatenate(cKDTree(P[face]).query_ball_point(dense, radius)))]
 
-    face = rng(REGIONS["face"][0][:2])
-    skin = np.union1d(face, rng(REGIONS["head_neck"][0][:2]))
-    masks = {"face": face, "narrow_face": rng((0, NARROW_FACE_LAST)),
-             "nose": near(np.r_[27:31, 33, 31:36], 0.008, face),
-             "lips": np.union1d(near(np.r_[48:60, 48], 0.002, face), face[_inside(
-                 P[face, :2], P[lmk[48:60], :2]) & (P[face, 2] > P[lmk[48:60], 2].min() - 0.015)]),
-             "neck": skin[P[skin, 1] < P[lmk[8], 1] - 0.01]}
+    def enclosed(pts):              # face vertices inside a landmark polygon seen from the front
+        return face[_inside(P[face, :2], pts[:, :2]) & (P[face, 2] > pts[:, 2].min() - 0.015)]
+
+    face, wing = rng("face"), np.array([0.006, 0, 0])
+    skin = np.union1d(face, rng("head_neck"))
+    nose = np.vstack([P[lmk[27]], P[lmk[31]] - wing, P[lmk[31:36]], P[lmk[35]] + wing])
+    masks = {"face": face, "narrow_face": face[keep[face] <= NARROW_FACE_LAST], "nose": enclosed(nose),
+             "lips": np.union1d(near(np.r_[48:60, 48], 0.002), enclosed(P[lmk[48:60]])),
+             "neck": skin[P[skin, 1] < P[lmk[8], 1] - 0.01],
+             "eye_right": near(np.r_[36:42, 36], 0.012), "eye_left": near(np.r_[42:48, 42], 0.012)}
+    masks["eyes"] = np.unique(np.concatenate([masks["eye_left"], masks["eye_right"],
+                                              rng(*[k for k in ("eye_sockets", "eyeballs") if k in regions])]))
     if "head_neck" in regions:
-        hn = rng(REGIONS["head_neck"][0][:2])
-        masks["head_neck"] = hn
-        masks["scalp"] = hn[P[hn, 1] > P[lmk[np.r_[17:27]], 1].min()]
-    eye_parts = [rng(*[r[:2] for r in REGIONS[k]]) for k in ("eye_sockets", "eyeballs") if k in regions]
-    for side, ids in (("right", np.r_[36:42, 36]), ("left", np.r_[42:48, 42])):
-        masks[f"eye_{side}"] = near(ids, 0.012, face)
-    masks["eyes"] = np.unique(np.concatenate([masks["eye_left"], masks["eye_right"], *eye_parts]))
+        masks["head_neck"] = hn = rng("head_neck")
+        masks["scalp"] = hn[P[hn, 1] > P[lmk[17:27], 1].min()]
     if "eyeballs" in regions:
-        masks["eyeballs"] = rng(*[r[:2] for r in REGIONS["eyeballs"]])
+        masks["eyeballs"] = rng("eyeballs")
     inner = [k for k in ("mouth_socket", "gums_tongue", "teeth") if k in regions]
     if inner:
-        masks["mouth_interior"] = rng(*[r[:2] for k in inner for r in REGIONS[k]])
+        masks["mouth_interior"] = rng(*inner)
     return {k: np.asarray(v, np.int64) for k, v in masks.items()}
 
 
@@ -368,7 +342,7 @@ def convert_ict(src: str | Path, *, regions=DEFAULT_REGIONS, n_shape: int = 100,
     landmarks); ``n_shape``: identity modes (<= 100); ``n_expr``: expressions (None: all,
     57 in the full kit, in file-name order).  Raises HeadModelError on a bad source.
     """
-    regions = tuple(dict.fromkeys(regions))
+    regions = tuple(dict.fromkeys([regions] if isinstance(regions, str) else regions))
     unknown = [r for r in regions if r not in REGIONS]
     if unknown or "face" not in regions:
         raise HeadModelError(f"ICT regions must include 'face' and be among {list(REGIONS)}; got {list(regions)}")
@@ -396,7 +370,7 @@ def convert_ict(src: str | Path, *, regions=DEFAULT_REGIONS, n_shape: int = 100,
         faces, tri_vt = faces[:, ::-1].copy(), tri_vt[:, ::-1].copy()
 
     skin_polys = np.arange(REGIONS["face"][0][2], REGIONS["head_neck"][0][3] + 1)
-    J_full, joint_info = _joint_rows(P_full, mesh.triangulate(skin_polys)[0], lmk_full)
+    J_full = _joint_rows(P_full, mesh.triangulate(skin_polys)[0], lmk_full)
     J_reg, refit = _restrict_joints(J_full, P_full, keep)
     joints = J_reg @ P
     lmk = remap[lmk_full]
@@ -415,10 +389,8 @@ def convert_ict(src: str | Path, *, regions=DEFAULT_REGIONS, n_shape: int = 100,
         "shape_coefficients": "N(0, 1): the kit's identity modes are scaled by their std",
         "expression_names": expr_names,
         "expression_coefficients": "ICT/ARKit blendshape activations in [0, 1] (not FLAME-style N(0, 1) PCA)",
-        "joint_names": list(JOINT_NAMES), "joints": joint_info,
-        "joints_refit_on_kept_vertices": refit,
-        "landmark_vertices": lmk.tolist(),
-        "uv_atlas": atlas, "posedirs": "none (the kit has no pose correctives)",
+        "joint_names": list(JOINT_NAMES), "joints_refit_on_kept_vertices": refit,
+        "landmark_vertices": lmk.tolist(), "uv_atlas": atlas, "posedirs": "none in the kit",
     }
     data = HeadModelData(
         v_template=P.astype(np.float32), faces=faces.astype(np.int64),
@@ -434,28 +406,26 @@ def convert_ict(src: str | Path, *, regions=DEFAULT_REGIONS, n_shape: int = 100,
 def fetch_ict(src: str | Path, dest_dir: Path) -> Path:
     """Make a raw ICT-FaceKit available and return the folder :func:`convert_ict` should read.
 
-    * a local folder (either layout) is validated and used in place (nothing copied);
-    * a local ``.zip`` or an http(s) URL of the repository archive (default :data:`ICT_URL`)
-      is downloaded (progress bar) and its ``FaceXModel/`` extracted to ``dest_dir/FaceXModel``.
+    A local folder (either layout) is validated and used in place (nothing copied); a local
+    ``.zip`` or an http(s) URL of the repository archive (default :data:`ICT_URL`, downloaded
+    with a progress bar) has its ``FaceXModel/`` extracted to ``dest_dir/FaceXModel``.
     """
-    s = str(src)
-    dest_dir = Path(dest_dir)
+    s, dest_dir = str(src), Path(dest_dir)
     if s.startswith(("http://", "https://")):
         dest_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".zip", prefix=".ict-download-", dir=dest_dir)
-        tmp = Path(tmp)
         try:
             with open(fd, "wb") as out:
                 _download(s, out)
-            return _extract_kit(tmp, dest_dir)
+            return _extract_kit(Path(tmp), dest_dir)
         finally:
-            tmp.unlink(missing_ok=True)
+            Path(tmp).unlink(missing_ok=True)
     p = Path(s).expanduser()
     if p.is_dir():
         return locate_ict(p)[1]
-    if p.is_file() and zipfile.is_zipfile(p):
+    if p.is_file():
         return _extract_kit(p, dest_dir)
-    raise HeadModelError(f"{s}: neither an ICT-FaceKit folder, a .zip of the kit nor an http(s) URL")
+    raise HeadModelError(f"{s}: no such folder or file (give an ICT-FaceKit folder, its .zip or an http(s) URL)")
 
 
 def _download(url: str, out) -> None:
@@ -464,38 +434,37 @@ def _download(url: str, out) -> None:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc="ICT-FaceKit", disable=None) as bar:
                 while chunk := resp.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
+                    bar.update(out.write(chunk))
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
         raise HeadModelError(
-            f"could not download ICT-FaceKit from {url} ({reason}). Download it yourself (git clone "
-            f"https://github.com/ICT-VGL/ICT-FaceKit, or the zip from {ICT_URL}) and run "
+            f"could not download ICT-FaceKit from {url} ({getattr(exc, 'reason', exc)}). Download it "
+            f"yourself (git clone https://github.com/ICT-VGL/ICT-FaceKit, or the zip {ICT_URL}) and run "
             f"`mfnet models fetch ict-facekit --from PATH`.") from None
 
 
 def _extract_kit(archive: Path, dest_dir: Path) -> Path:
-    """Extract the folder of the archive holding generic_neutral_mesh.obj to dest_dir/FaceXModel."""
-    with zipfile.ZipFile(archive) as zf:
-        names = zf.namelist()
-        hits = sorted((n for n in names if n.rsplit("/", 1)[-1] == MESH_NAME), key=len)
+    """Extract the archive's folder holding generic_neutral_mesh.obj to ``dest_dir/FaceXModel``."""
+    expected = f"expected the ICT-FaceKit repository zip ({ICT_URL})"
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile:
+        raise HeadModelError(f"{archive}: not a zip archive; {expected}") from None
+    with zf:
+        hits = sorted((n for n in zf.namelist() if n.rsplit("/", 1)[-1] == MESH_NAME),
+                      key=lambda n: ("FaceXModel/" not in n, len(n)))
         if not hits:
-            raise HeadModelError(f"{archive}: no FaceXModel/{MESH_NAME} inside; expected the ICT-FaceKit "
-                                 f"repository archive ({ICT_URL})")
+            raise HeadModelError(f"{archive}: no FaceXModel/{MESH_NAME} inside; {expected}")
         prefix = hits[0][: -len(MESH_NAME)]
-        members = [n for n in names if n.startswith(prefix) and not n.endswith("/")
-                   and "/" not in n[len(prefix):]]
+        members = {n[len(prefix):]: n for n in zf.namelist() if n.startswith(prefix)}
         dest_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".FaceXModel-", dir=dest_dir))
+        tmp, target = Path(tempfile.mkdtemp(prefix=".FaceXModel-", dir=dest_dir)), dest_dir / "FaceXModel"
         try:
-            for n in tqdm(members, desc="extracting", unit="file", disable=None):
-                with zf.open(n) as fin, open(tmp / n[len(prefix):], "wb") as fout:
-                    shutil.copyfileobj(fin, fout)
-            target = dest_dir / "FaceXModel"
-            if target.exists():
-                shutil.rmtree(target)
+            for rel, n in tqdm(members.items(), desc="extracting", unit="file", disable=None):
+                if rel and "/" not in rel and rel not in (".", ".."):
+                    with zf.open(n) as fin, open(tmp / rel, "wb") as fout:
+                        shutil.copyfileobj(fin, fout)
+            shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
     return locate_ict(target)[1]
