@@ -28,8 +28,8 @@ class RenderOutput:
             ``Zc`` perspective), 0 on background.
         fragments: the :class:`Fragments`.
         soft_mask: (B, 1, H, W) soft silhouette when requested, else None.
-        albedo: (B, 3, H, W) albedo (0 on background).
-        shading: (B, 3, H, W) SH shading or None.
+        albedo: (B, 3, H, W) albedo (0 on background), only with ``extras=True``.
+        shading: (B, 3, H, W) SH shading, only with ``extras=True`` and SH.
     """
 
     image: Tensor
@@ -70,6 +70,7 @@ class Renderer:
         sh_coeffs: Tensor | None = None,
         background: Tensor | None = None,
         soft_mask: bool = False,
+        extras: bool = False,
     ) -> RenderOutput:
         """Render ``verts`` (B, V, 3) with ``faces`` (F, 3) seen by ``cameras``.
 
@@ -77,7 +78,8 @@ class Renderer:
         / ``ft`` (F, 3) if given, else from ``vertex_colors`` (B, V, 3), else
         white.  With ``sh_coeffs`` (B, 9, 3) the albedo is multiplied by the
         SH shading of the interpolated normals.  ``background`` (B or 1, 3, H, W)
-        fills uncovered pixels (default 0).
+        fills uncovered pixels (default 0).  ``extras=True`` also returns the
+        dense albedo and shading images.
         """
         H, W = self.image_size
         B = verts.shape[0]
@@ -109,15 +111,15 @@ class Renderer:
         else:
             albedo = torch.ones_like(normals)
 
-        out = [albedo, normals, depth]
+        shading = None
+        colour = albedo
         if sh_coeffs is not None:
             L = sh_coeffs.to(verts.dtype)  # (B,9,3)
             Hk = sh_basis(normals)  # (M,9)
             shade_all = (Hk @ L.permute(1, 0, 2).reshape(9, -1)).view(-1, B, L.shape[-1])  # (M,B,3)
             shading = shade_all.gather(1, bidx.view(-1, 1, 1).expand(-1, 1, L.shape[-1]))[:, 0]
-            out = [albedo * shading, normals, depth, albedo, shading]
-        dense = frags.scatter(torch.cat(out, 1)).permute(0, 3, 1, 2)  # (B,C,H,W)
-        image = dense[:, 0:3]
+            colour = albedo * shading
+        image = frags.scatter(colour, channels_first=True)
         m = frags.mask[:, None].to(verts.dtype)
         if background is not None:
             image = image + (1.0 - m) * background.to(image)
@@ -130,10 +132,10 @@ class Renderer:
         return RenderOutput(
             image=image,
             mask=m,
-            normals=dense[:, 3:6],
-            depth=dense[:, 6:7],
+            normals=frags.scatter(normals, channels_first=True),
+            depth=frags.scatter(depth, channels_first=True),
             fragments=frags,
             soft_mask=soft,
-            albedo=dense[:, 7:10] if sh_coeffs is not None else image if background is None else dense[:, 0:3],
-            shading=dense[:, 10:13] if sh_coeffs is not None else None,
+            albedo=frags.scatter(albedo, channels_first=True) if extras else None,
+            shading=frags.scatter(shading, channels_first=True) if extras and shading is not None else None,
         )

@@ -17,8 +17,10 @@ Shading (MFNet eq. 2, ``B = A ⊙ Σ_k l_k H_k(N)``) is ``Σ_k l_k H_k(n)`` per
 colour channel, with coefficients ``l`` of shape (B, 9, 3).  By default the
 basis above is used as is.  ``lambertian=True`` additionally multiplies band
 l by the clamped-cosine convolution factors (pi, 2pi/3, pi/4), i.e. it turns
-radiance SH coefficients into irradiance (Ramamoorthi & Hanrahan 2001); DECA's
-"constant_factor" equals the basis constants times these factors.
+radiance SH coefficients into irradiance (Ramamoorthi & Hanrahan 2001).
+Note that DECA orders its basis differently (1, x, y, z, xy, xz, yz,
+x^2-y^2, 3z^2-1) and folds part of these factors into its constants, so its
+coefficients must be reordered/rescaled before use here.
 """
 from __future__ import annotations
 

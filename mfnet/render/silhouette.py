@@ -18,7 +18,8 @@ front-facing face is kept (the back one lies behind the same contour); at a
 boundary edge the face is kept whatever its facing (unless back faces are
 culled).  Pixels only receive gradient through these faces, which is where
 the silhouette can move; ``silhouette_faces_only=False`` uses every rendered
-face instead (slower, same values up to the far-field tails).
+face instead (slower, and the values outside grow with the tessellation
+density since more faces enter the product, as in SoftRas).
 """
 from __future__ import annotations
 
