@@ -12,7 +12,7 @@ import shutil
 import socket
 import threading
 import zipfile
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import pytest
@@ -296,9 +296,11 @@ def test_fetch_from_folder_and_zip(fake_kit, ict_dir, tmp_path):
     m = convert_ict(out, n_shape=3, n_expr=1)
     assert m.num_expression == 1
     # over http (local server), and a clear error when the download fails
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
-    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as srv:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(tmp_path))) as srv:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         try:
             out = fetch_ict(f"http://127.0.0.1:{srv.server_address[1]}/master.zip", tmp_path / "c")

@@ -54,6 +54,7 @@ from .data import FLAME_PARENTS, JOINT_NAMES, HeadModelData, HeadModelError
 from .objio import ObjMesh, read_obj, read_obj_vertices
 
 ICT_URL = "https://github.com/ICT-VGL/ICT-FaceKit/archive/refs/heads/master.zip"
+DEFAULT_URL = ICT_URL  # what `mfnet models fetch ict-facekit` downloads without --from
 NPZ_NAME = "ict_facekit_vertices.npz"
 MESH_NAME = "generic_neutral_mesh.obj"
 INDEX_NAME = "vertex_indices.json"
@@ -217,11 +218,6 @@ def _restrict_joints(J_full: np.ndarray, P: np.ndarray, keep: np.ndarray) -> tup
     return J, refit
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3 - 2 * t)
-
-
 def _skinning(P_full: np.ndarray, keep: np.ndarray, faces: np.ndarray, joints: np.ndarray,
               lmk: np.ndarray) -> np.ndarray:
     """Skinning weights (V_kept, 5); ``faces``/``joints``/``lmk`` refer to the kept vertices."""
@@ -249,7 +245,8 @@ def _skinning(P_full: np.ndarray, keep: np.ndarray, faces: np.ndarray, joints: n
         du, dl = (cKDTree(P_full[a:b + 1]).query(P[gums])[0] for a, b in (UPPER_TEETH, LOWER_TEETH))
         jaw[gums] = expit((du - dl) / TAU_LIPS)
     axis = joints[1] - joints[0]
-    head = _smoothstep((P - joints[0]) @ axis / (axis @ axis))   # 0 at the ring, 1 at the neck joint
+    t = np.clip((P - joints[0]) @ axis / (axis @ axis), 0, 1)   # 0 at the ring, 1 at the neck joint
+    head = t * t * (3 - 2 * t)                                    # smoothstep
     W = np.stack([1 - head, head * (1 - jaw), head * jaw, 0 * jaw, 0 * jaw], 1)
     for j, side in ((3, "left"), (4, "right")):
         W[_in_ranges(keep, [EYEBALL[side]])] = np.eye(5)[j]
