@@ -99,10 +99,13 @@ def extract_texture(
 
     For every texel covered by the UV layout its 3D point is the barycentric
     combination of the face vertices, it is projected with ``cameras`` and the
-    image is sampled there (bilinear ``grid_sample``).  A texel is visible when
-    it projects inside the image, its face is front-facing (face normal · view
-    direction > 0) and its depth is within ``depth_tol`` of the image's z-buffer
-    (bilinearly interpolated between pixel centres, exact on planar patches).
+    image is sampled there (bilinear ``grid_sample``; the bilinear weights are
+    renormalised over the pixels covered by the mesh so that background never
+    bleeds into the texture).  A texel is visible when it projects inside the
+    image, over the mesh (renormalisation weight > 0.5), its face is
+    front-facing (face normal · view direction > 0) and its depth is within
+    ``depth_tol`` of the image's z-buffer (bilinearly interpolated between
+    pixel centres, exact on planar patches).
 
     Args:
         image: (B, 3, H, W); verts: (B, V, 3) world coordinates; faces: (F, 3);
@@ -145,9 +148,14 @@ def extract_texture(
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cosw = (n * cameras.view_dirs(pts)).sum(-1).clamp_min(0.0)
     grid = torch.stack((2.0 * scr[..., 0] / W - 1.0, 2.0 * scr[..., 1] / H - 1.0), -1)[:, None].to(image.dtype)
-    col = Fn.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0]
+    # sample only covered pixels: bilinear weights renormalised over the mesh mask
+    m = fragments.mask[:, None].to(image.dtype)
+    samp = Fn.grid_sample(torch.cat((image * m, m), 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    samp = samp[:, :, 0]
+    alpha = samp[:, C:]
+    vis = vis & (alpha[:, 0].detach() > 0.5)
     visf = vis.to(image.dtype)
-    col = col * visf[:, None]
+    col = samp[:, :C] / alpha.clamp_min(0.5) * visf[:, None]
     tex = image.new_zeros(B, C, Ht * Wt).index_copy(2, tpix, col)
     w = (visf * cosw.to(image.dtype))[:, None]
     visibility = image.new_zeros(B, 1, Ht * Wt).index_copy(2, tpix, w)
