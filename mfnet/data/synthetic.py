@@ -1,0 +1,118 @@
+"""Synthetic multi-view subjects with known ground truth, rendered from a head model.
+
+Used by ``mfnet demo``, tests and benchmarks: random identity, expression, skin albedo and SH
+lighting; one head, several yaw angles; weak-perspective cameras that frame the head.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..headmodel.model import HeadModel
+from ..render import Renderer, WeakPerspectiveCameras
+
+# SH basis constants of mfnet.render.shading (1/sqrt(4 pi), sqrt(3/(4 pi)))
+_C0 = 1.0 / math.sqrt(4 * math.pi)
+_C1 = math.sqrt(3.0 / (4 * math.pi))
+
+
+@dataclass
+class SyntheticSubject:
+    images: torch.Tensor  # (N, 3, H, W) in [0, 1]
+    masks: torch.Tensor  # (N, 1, H, W)
+    shape: torch.Tensor  # (S,)
+    expression: torch.Tensor  # (E,)
+    pose: torch.Tensor  # (15,) shared neck/jaw/eye pose (global part zero)
+    view_rotations: torch.Tensor  # (N, 3) axis-angle of the head in each view
+    cameras: WeakPerspectiveCameras  # N cameras
+    sh_coeffs: torch.Tensor  # (N, 9, 3)
+    vertex_colors: torch.Tensor  # (V, 3) albedo
+    vertices: torch.Tensor  # (N, V, 3) posed vertices in each view's frame
+    canonical_vertices: torch.Tensor  # (V, 3) the head before the view rotation
+    landmarks2d: torch.Tensor  # (N, 68, 2) projected landmarks, pixels
+    yaws_deg: tuple[float, ...]
+
+
+def frontal_light(strength: float = 1.0, ambient: float = 0.65, top: float = 0.15, side: float = 0.0,
+                  n: int = 1, dtype=torch.float32) -> torch.Tensor:
+    """SH coefficients (n, 9, 3) of a soft light from the front: ambient + directional terms."""
+    c = torch.zeros(n, 9, 3, dtype=dtype)
+    c[:, 0] = strength * ambient / _C0
+    c[:, 1] = strength * top / _C1  # y (from above)
+    c[:, 2] = strength * (1 - ambient) / _C1  # z (from the camera side)
+    c[:, 3] = strength * side / _C1  # x
+    return c
+
+
+def skin_albedo(model: HeadModel, generator: torch.Generator, dtype=torch.float32) -> torch.Tensor:
+    """Per-vertex albedo: a random skin tone with smooth variation, redder lips, white eyes."""
+    v = model.v_template
+    tone = torch.tensor([0.78, 0.58, 0.47]) * (0.75 + 0.35 * torch.rand(1, generator=generator))
+    tone = tone + 0.04 * torch.randn(3, generator=generator)
+    freq = torch.randn(3, 3, generator=generator) * 25.0
+    phase = torch.rand(3, generator=generator) * 6.28
+    variation = 0.05 * torch.sin(v.cpu().float() @ freq + phase).mean(1, keepdim=True)
+    colors = (tone[None] + variation).clamp(0.05, 0.95)
+    for name, color in (("lips", (0.70, 0.38, 0.38)), ("eyeballs", (0.85, 0.85, 0.82))):
+        if name in model.masks:
+            colors[model.masks[name]] = torch.tensor(color)
+    return colors.to(dtype)
+
+
+def random_expression(model: HeadModel, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:
+    if str(model.data_meta.get("source", "")).startswith("ICT"):
+        # ICT blendshape activations live in [0, 1]: a few mild, sparse activations
+        act = torch.rand(model.n_expr, generator=generator) * 0.35 * scale
+        return act * (torch.rand(model.n_expr, generator=generator) < 0.2)
+    return torch.randn(model.n_expr, generator=generator) * 0.6 * scale
+
+
+def frame_cameras(vertices: torch.Tensor, fill: float = 0.75) -> WeakPerspectiveCameras:
+    """Weak-perspective cameras that centre each view's vertices and fill ``fill`` of the frame."""
+    lo, hi = vertices[..., :2].amin(1), vertices[..., :2].amax(1)
+    center, extent = (lo + hi) / 2, (hi - lo).amax(-1)
+    return WeakPerspectiveCameras(scale=2 * fill / extent, trans=-center)
+
+
+def render_subject(model: HeadModel, yaws_deg=(-30.0, 0.0, 30.0), image_size: int = 256, seed: int = 0,
+                   shape_scale: float = 1.0, expression_scale: float = 1.0, renderer: Renderer | None = None,
+                   background: float = 0.5) -> SyntheticSubject:
+    """Render one random subject from several yaw angles (degrees; positive turns the face to its left)."""
+    g = torch.Generator().manual_seed(seed)
+    dt = model.v_template.dtype
+    n = len(yaws_deg)
+    shape = (torch.randn(model.n_shape, generator=g) * shape_scale).to(dt)
+    expression = random_expression(model, g, expression_scale).to(dt)
+    pose = torch.zeros(15, dtype=dt)
+    pitch = (torch.rand(n, generator=g) - 0.5) * math.radians(10)
+    rot = torch.stack([pitch, torch.tensor([math.radians(y) for y in yaws_deg]), torch.zeros(n)], 1).to(dt)
+    canonical = model(shape[None], expression[None], pose[None]).vertices[0]
+    with torch.no_grad():
+        out = model(shape.expand(n, -1), expression.expand(n, -1), _with_global(pose, rot))
+    cams = frame_cameras(out.vertices)
+    light = frontal_light(n=n, dtype=dt) * (0.9 + 0.2 * torch.rand(n, 1, 1, generator=g)).to(dt)
+    albedo = skin_albedo(model, g, dt)
+    renderer = renderer or Renderer(image_size)
+    bg = torch.full((n, 3, image_size, image_size), background, dtype=dt)
+    with torch.no_grad():
+        r = renderer.render(out.vertices, model.faces, cams, vertex_colors=albedo.expand(n, -1, -1),
+                            sh_coeffs=light, background=bg)
+        lmk2d = cams.project(out.landmarks, (image_size, image_size))[..., :2]
+    return SyntheticSubject(images=r.image.clamp(0, 1), masks=r.mask, shape=shape, expression=expression, pose=pose,
+                            view_rotations=rot, cameras=cams, sh_coeffs=light, vertex_colors=albedo,
+                            vertices=out.vertices, canonical_vertices=canonical, landmarks2d=lmk2d,
+                            yaws_deg=tuple(float(y) for y in yaws_deg))
+
+
+def _with_global(pose: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    p = pose.expand(rot.shape[0], -1).clone()
+    p[:, :3] = rot
+    return p
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8."""
+    return (images.detach().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
