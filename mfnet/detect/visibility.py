@@ -69,8 +69,10 @@ def yaw_from_points(points68: np.ndarray) -> float:
     """Rough yaw (radians) from 2D iBUG points: nose tip (30) position between the jaw ends (0, 16).
 
     Frontal faces put the nose tip half-way (yaw 0); at a full profile it
-    reaches the far end (+-90 deg). Crude (``asin(2 r - 1)``), in-plane roll
-    invariant.
+    reaches the far end (+-90 deg). Model: the jaw points follow the visible
+    outline (as dlib's do), which stays at about +-R from the turning axis,
+    while the nose tip, about R in front of it, moves by R sin(yaw); so
+    ``yaw = asin(2 r - 1)``. Crude; in-plane roll invariant.
     """
     p = np.asarray(points68, np.float64)
     axis = p[16] - p[0]
