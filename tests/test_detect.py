@@ -255,13 +255,28 @@ def test_two_faces_largest_with_warning(reference, backend, astro, photos):
     assert len(faces) == 2 and faces[0].face_size > faces[1].face_size
 
 
-def test_small_face_in_large_image(reference, astro):
-    """MediaPipe's full-range pass finds a face of ~9% of the image width that face mesh alone misses."""
-    canvas = np.full((1024, 1024, 3), 128, np.uint8)
-    canvas[300:812, 400:912] = astro
+@pytest.mark.parametrize("side", [1024, 2048])
+def test_small_face_in_large_image(reference, astro, side):
+    """A ~90 px face in a big image: MediaPipe's full-range pass (1024: ~9% of the width) or the
+    tiled retry (2048: ~4%) finds it although face mesh alone misses it."""
+    canvas = np.full((side, side, 3), 128, np.uint8)
+    y0 = side - 712
+    canvas[y0 : y0 + 512, 400:912] = astro
+    det = get_detector("mediapipe")
+    assert det._mesh_pass(canvas) == []  # the plain face-mesh pass alone would miss it
     lm = detect_landmarks(ImageView.from_array(canvas, "canvas"), "mediapipe")
     ref = reference["mediapipe"]
-    assert _mean_err(lm.points - [400, 300], ref.points, ref.inter_ocular) < 0.05
+    assert _mean_err(lm.points - [400, y0], ref.points, ref.inter_ocular) < 0.05
+
+
+def test_tight_crop_and_small_image(reference, backend, astro):
+    """Face filling a 110 x 120 px image (touching the borders), and a 128 px downscale (~23 px face)."""
+    ref = reference[backend]
+    lm = detect_landmarks(ImageView.from_array(astro[70:190, 170:280].copy(), "tight"), backend)
+    assert _mean_err(lm.points + [170, 70], ref.points, ref.inter_ocular) < 0.06
+    small = cv2.resize(astro, (128, 128), interpolation=cv2.INTER_AREA)
+    lm = detect_landmarks(ImageView.from_array(small, "small"), backend)
+    assert _mean_err((lm.points + 0.5) * 4 - 0.5, ref.points, ref.inter_ocular) < 0.12
 
 
 def test_detector_reuse_and_errors(monkeypatch, astro, tmp_path):
@@ -277,3 +292,15 @@ def test_detector_reuse_and_errors(monkeypatch, astro, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # one face: no warning
         detect_landmarks(astro, "mediapipe")
+
+
+def test_mediapipe_retry_paths_map_back(reference, astro):
+    """The padded/upscaled retry and the window pass report coordinates of the input image."""
+    det = get_detector("mediapipe")
+    ref = reference["mediapipe"]
+    small = cv2.resize(astro, (200, 200), interpolation=cv2.INTER_AREA)  # retry upscales this to 384 and pads
+    faces = det._retry_padded(small)
+    assert len(faces) == 1 and faces[0].image_size == (200, 200)
+    assert _mean_err((faces[0].points + 0.5) * 512 / 200 - 0.5, ref.points, ref.inter_ocular) < 0.06
+    f = det._mesh_in_window(astro, ref.points_bbox)
+    assert f is not None and _mean_err(f.points, ref.points, ref.inter_ocular) < 0.03

@@ -6,8 +6,8 @@ located with :func:`importlib.util.find_spec` (importing that package needs
 ``MFNET_DLIB_PREDICTOR`` to use another ``shape_predictor_68_face_landmarks.dat``.
 
 The HOG detector finds faces of >= ~80 px at its native scale, so images
-whose short side is < 480 px are upsampled once (>= ~40 px faces), and larger
-images that gave nothing are retried upsampled. Detection runs on a copy
+whose short side is < 480 px are upsampled once (>= ~40 px faces), < 240 px
+twice, and larger images that gave nothing are retried upsampled once. Detection runs on a copy
 whose long side is <= ``max_detect_side`` (HOG is slow on big images); the
 68 points are then predicted at full resolution. Weak on strong profiles.
 """
@@ -105,7 +105,8 @@ class DlibDetector:
         h, w = image.shape[:2]
         f = min(1.0, self.max_detect_side / max(h, w))
         small = image if f == 1.0 else cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-        ups = [self.upsample] if self.upsample is not None else ([1] if min(small.shape[:2]) < 480 else [0, 1])
+        short = min(small.shape[:2])
+        ups = [self.upsample] if self.upsample is not None else ([2] if short < 240 else [1] if short < 480 else [0, 1])
         for up in ups:
             rects, scores, _ = self._detector.run(small, up, self.min_score)
             if len(rects):

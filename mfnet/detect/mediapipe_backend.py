@@ -11,8 +11,8 @@ release whose wheel ships the models; see shared/reference/dependencies.md):
    square window around it (so ``detect`` returns all faces);
 3. if still nothing is found (hard profiles, faces touching the border, tiny
    images), one retry on an upscaled, padded copy, then (images >= 1024 px)
-   the full-range detector on overlapping half-size tiles (faces down to ~3%
-   of the image).
+   the full-range detector on overlapping 1024-px tiles (faces down to
+   ~70 px; ~5 ms per tile, e.g. 0.3 s for a 4096 x 3072 photo).
 
 The graphs are created lazily on first use and reused; calls are serialised
 with a lock (MediaPipe graphs are not thread-safe).
@@ -187,11 +187,11 @@ class MediaPipeDetector:
         return [f.translated(-pad, -pad, big.shape[:2]).rescaled(sx, sy, (h, w)) for f in self._mesh_pass(padded)]
 
     def _retry_tiles(self, image: np.ndarray) -> list[Landmarks2D]:
-        """Large images: run the full-range detector on overlapping half-size tiles, mesh what it finds."""
+        """Large images: run the full-range detector on overlapping 1024-px tiles, mesh what it finds."""
         h, w = image.shape[:2]
         if max(h, w) < 1024:
             return []
-        side = max(512, min(h, w) // 2)
+        side = min(1024, h, w)
         stride = side // 2
 
         def starts(n: int) -> list[int]:
