@@ -150,3 +150,15 @@ def test_invalid_model_errors_name_the_problem(tmp_path, data):
         HeadModelData.load(tmp_path / "t.npz")
     with pytest.raises(HeadModelError, match="no such"):
         HeadModelData.load(tmp_path / "missing.npz")
+
+
+def test_landmarks_only_path_matches_full_forward(data):
+    m = HeadModel(data, dtype=torch.float64)
+    shape, expr = torch.randn(2, 4, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    pose = torch.randn(2, 15, dtype=torch.float64) * 0.3
+    for dyn in (False, True):
+        full = m(shape, expr, pose, dynamic_contour=dyn)
+        fast = m(shape, expr, pose, dynamic_contour=dyn, landmarks_only=True)
+        assert torch.allclose(full.landmarks, fast.landmarks, atol=1e-10)
+        assert torch.allclose(full.joints, fast.joints, atol=1e-10)
+        assert fast.vertices.shape[1] < full.vertices.shape[1] or data.num_vertices <= 3 * 68

@@ -55,12 +55,13 @@ def matrix_to_rot6d(R: torch.Tensor) -> torch.Tensor:
 
 def vertices2joints(J_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
     """``(J, V) x (B, V, 3) -> (B, J, 3)``."""
-    return torch.einsum("jv,bvk->bjk", J_regressor, vertices)
+    return J_regressor @ vertices
 
 
 def blend_shapes(coeffs: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
-    """``coeffs (B, K)``, ``dirs (V, 3, K)`` -> offsets ``(B, V, 3)``."""
-    return torch.einsum("bk,vck->bvc", coeffs, dirs)
+    """``coeffs (B, K)``, ``dirs (V, 3, K)`` -> offsets ``(B, V, 3)`` (one matrix product)."""
+    V, C, K = dirs.shape
+    return (coeffs @ dirs.reshape(V * C, K).T).reshape(-1, V, C)
 
 
 def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor, parents: torch.Tensor):
@@ -103,17 +104,23 @@ def lbs(
 
     betas (B, K) coefficients for ``shapedirs (V, 3, K)`` (identity and expression
     concatenated); rot_mats (B, J, 3, 3). Returns vertices (B, V, 3) and posed
-    joints (B, J, 3).
+    joints (B, J, 3). ``J_regressor`` may instead be a pair ``(J_template, J_dirs)``
+    of precomputed joint locations and joint blend directions, so that a subset of
+    vertices can be posed without shaping the whole mesh.
     """
     B = betas.shape[0]
     v_shaped = v_template[None] + blend_shapes(betas, shapedirs)
-    J = vertices2joints(J_regressor, v_shaped)
+    if isinstance(J_regressor, tuple):  # precomputed (J_template (J, 3), J_dirs (J, 3, K)): vertex subsets
+        J = J_regressor[0][None] + blend_shapes(betas, J_regressor[1])
+    else:
+        J = vertices2joints(J_regressor, v_shaped)
     v_posed = v_shaped
     if posedirs is not None:
         eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
         pose_feature = (rot_mats[:, 1:] - eye).reshape(B, -1)
         v_posed = v_shaped + (pose_feature @ posedirs).reshape(B, -1, 3)
     posed_joints, A = batch_rigid_transform(rot_mats, J, parents)
-    T = torch.einsum("vj,bjmn->bvmn", lbs_weights, A)  # (B, V, 4, 4)
-    verts = (T[..., :3, :3] @ v_posed[..., None])[..., 0] + T[..., :3, 3]
+    nJ = A.shape[1]
+    T = (lbs_weights @ A[:, :, :3].reshape(B, nJ, 12)).reshape(B, -1, 3, 4)  # (B, V, 3, 4) blended
+    verts = (T[..., :3] * v_posed[:, :, None, :]).sum(-1) + T[..., 3]
     return verts, posed_joints

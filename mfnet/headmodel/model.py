@@ -35,6 +35,8 @@ class HeadModel(nn.Module):
     Missing arguments default to zeros (the batch size comes from whichever is given).
     Landmarks come from the final vertices; with ``dynamic_contour=True`` and a model
     that ships FLAME's dynamic embedding, the 17 jaw-line points follow head yaw.
+    ``landmarks_only=True`` poses just the vertices the landmarks need (much faster for
+    landmark fitting); ``vertices`` then holds only that subset.
     """
 
     def __init__(self, data: HeadModelData, n_shape: int | None = None, n_expr: int | None = None,
@@ -72,6 +74,31 @@ class HeadModel(nn.Module):
         self.register_buffer("vt", f(data.vt) if data.vt is not None else None)
         self.register_buffer("ft", i(data.ft) if data.ft is not None else None)
         self.masks = {k: torch.as_tensor(v.astype(np.int64)) for k, v in data.masks.items()}
+        self._build_landmark_subset(data, dtype)
+
+    def _build_landmark_subset(self, data: HeadModelData, dtype) -> None:
+        """Vertices touched by the landmark embeddings, for a cheap landmarks-only forward."""
+        faces_used = [data.lmk_faces_idx.reshape(-1)]
+        if data.dyn_lmk_faces_idx is not None:
+            faces_used.append(data.dyn_lmk_faces_idx.reshape(-1))
+        ids, inverse = np.unique(data.faces[np.concatenate(faces_used)].reshape(-1), return_inverse=True)
+        remap = np.full(data.num_vertices, -1, np.int64)
+        remap[ids] = np.arange(len(ids))
+        self.register_buffer("_lmk_vids", torch.as_tensor(ids.astype(np.int64)), persistent=False)
+        self.register_buffer("_lmk_faces_remap", torch.as_tensor(remap[data.faces]), persistent=False)
+        Jt = data.J_regressor.astype(np.float64) @ data.v_template.astype(np.float64)
+        Jd = np.einsum("jv,vck->jck", data.J_regressor.astype(np.float64), self.shapedirs.double().numpy())
+        self.register_buffer("_J_template", torch.as_tensor(Jt, dtype=dtype), persistent=False)
+        self.register_buffer("_J_dirs", torch.as_tensor(Jd, dtype=dtype), persistent=False)
+        vid = self._lmk_vids
+        self.register_buffer("_lmk_template", self.v_template[vid].clone(), persistent=False)
+        self.register_buffer("_lmk_shapedirs", self.shapedirs[vid].contiguous(), persistent=False)
+        self.register_buffer("_lmk_weights", self.lbs_weights[vid].contiguous(), persistent=False)
+        posedirs = None
+        if self.posedirs is not None:
+            cols = (vid[:, None] * 3 + torch.arange(3)).reshape(-1)
+            posedirs = self.posedirs[:, cols].contiguous()
+        self.register_buffer("_lmk_posedirs", posedirs, persistent=False)
 
     # ----------------------------------------------------------------- loading
     @classmethod
@@ -85,6 +112,12 @@ class HeadModel(nn.Module):
     @property
     def has_dynamic_contour(self) -> bool:
         return self.dyn_lmk_faces_idx is not None
+
+    @property
+    def expression_bounds(self) -> tuple[float, float] | None:
+        """(0, 1) for blendshape-activation models (ICT-FaceKit), None for PCA codes (FLAME)."""
+        conv = str(self.data_meta.get("expression_coefficients", ""))
+        return (0.0, 1.0) if "[0, 1]" in conv else None
 
     @property
     def has_uvs(self) -> bool:
@@ -103,7 +136,8 @@ class HeadModel(nn.Module):
 
     def forward(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
                 pose: torch.Tensor | None = None, translation: torch.Tensor | None = None,
-                pose_repr: str = "axis_angle", dynamic_contour: bool = False) -> HeadOutput:
+                pose_repr: str = "axis_angle", dynamic_contour: bool = False,
+                landmarks_only: bool = False) -> HeadOutput:
         given = [t for t in (shape, expression, pose, translation) if t is not None]
         B = given[0].shape[0] if given else 1
         dev, dt = self.v_template.device, self.v_template.dtype
@@ -119,8 +153,14 @@ class HeadModel(nn.Module):
         else:
             rot = self.pose_to_matrices(pose, pose_repr)
         coeffs = torch.cat([shape, expression], dim=1).to(dt)
-        verts, joints = lbs(coeffs, rot.to(dt), self.v_template, self.shapedirs, self.posedirs,
-                            self.J_regressor, self.parents, self.lbs_weights)
+        faces = self.faces
+        if landmarks_only:  # pose only the vertices the landmark embeddings touch
+            verts, joints = lbs(coeffs, rot.to(dt), self._lmk_template, self._lmk_shapedirs, self._lmk_posedirs,
+                                (self._J_template, self._J_dirs), self.parents, self._lmk_weights)
+            faces = self._lmk_faces_remap
+        else:
+            verts, joints = lbs(coeffs, rot.to(dt), self.v_template, self.shapedirs, self.posedirs,
+                                self.J_regressor, self.parents, self.lbs_weights)
         if translation is not None:
             verts = verts + translation[:, None, :].to(dt)
             joints = joints + translation[:, None, :].to(dt)
@@ -129,8 +169,8 @@ class HeadModel(nn.Module):
             rows = contour_rows_from_rotation(rot[:, 0] @ rot[:, 1])
             lmk_faces = torch.cat([self.dyn_lmk_faces_idx[rows], lmk_faces[17:].expand(B, -1)], dim=1)
             lmk_bary = torch.cat([self.dyn_lmk_bary_coords[rows], lmk_bary[17:].expand(B, -1, -1)], dim=1)
-        landmarks = vertices_to_landmarks(verts, self.faces, lmk_faces, lmk_bary)
+        landmarks = vertices_to_landmarks(verts, faces, lmk_faces, lmk_bary)
         mp = None
-        if self.mp_lmk_faces_idx is not None:
-            mp = vertices_to_landmarks(verts, self.faces, self.mp_lmk_faces_idx, self.mp_lmk_bary_coords)
+        if self.mp_lmk_faces_idx is not None and not landmarks_only:
+            mp = vertices_to_landmarks(verts, faces, self.mp_lmk_faces_idx, self.mp_lmk_bary_coords)
         return HeadOutput(vertices=verts, landmarks=landmarks, joints=joints, mp_landmarks=mp)

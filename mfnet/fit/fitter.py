@@ -1,0 +1,188 @@
+"""Multi-view fitting (MFNet §3.5, eqs. 6–11) by optimisation, coarse to fine.
+
+Shared across views: shape β, expression ψ, jaw pose. Per view: head rotation and
+weak-perspective camera. Stages: ``pose`` (cameras from landmarks), ``shape`` (+ β, ψ, jaw with
+landmark, eye, lip and regularisation losses), ``flow`` (+ the multi-view optical-flow loss).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+from tqdm.auto import tqdm
+
+from ..headmodel.model import HeadModel
+from ..losses.flow import build_flow_correspondences, multiview_flow_loss
+from ..losses.landmarks import eye_loss, lip_loss, regularisation, single_view_landmark_loss
+from ..render.cameras import WeakPerspectiveCameras
+from ..types import HeadParams, ViewParams, Views
+from .init import init_rotations, weak_perspective_lsq
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitConfig:
+    """Optimisation settings. Loss weights default to the paper's eq. 11 (λ = 1, 1, 1, 0.5, 1e-4)."""
+
+    crop_size: int = 256
+    iters_pose: int = 60
+    iters_shape: int = 150
+    iters_flow: int = 60
+    flow_every: int = 15  # recompute flow correspondences every k steps
+    lr: float = 0.02
+    w_multiop: float = 1.0
+    w_lmk: float = 1.0
+    w_eye: float = 1.0
+    w_lip: float = 0.5
+    w_reg: float = 1e-4
+    w_reg_expression: float = 1e-4
+    covisibility: str = "zbuffer"  # or 'landmarks' (the paper's MB ⊙ MF)
+    flow_preset: str = "medium"
+    dynamic_contour: bool = True
+    texture_size: int = 512
+    seed: int = 0
+    disabled_losses: tuple[str, ...] = ()  # any of multiop, singlelmk, eye, lip, reg (ablations)
+
+
+PRESETS: dict[str, FitConfig] = {
+    "fast": FitConfig(crop_size=192, iters_pose=40, iters_shape=80, iters_flow=0, texture_size=256),
+    "default": FitConfig(),
+    "best": FitConfig(crop_size=320, iters_pose=80, iters_shape=250, iters_flow=150, flow_every=10,
+                      texture_size=1024),
+}
+
+
+def get_config(preset: str = "default", **overrides) -> FitConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: choose from {', '.join(PRESETS)}")
+    return replace(PRESETS[preset], **overrides)
+
+
+@dataclass
+class FitResult:
+    head: HeadParams
+    views: ViewParams
+    history: dict[str, list[float]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    flow_magnitude: list[float] = field(default_factory=list)  # mean |F| (px) at each flow update
+
+
+class MultiViewFitter:
+    """Fit a :class:`HeadModel` to :class:`Views`. ``fixed_shape`` keeps a known identity."""
+
+    def __init__(self, model: HeadModel, config: FitConfig | None = None, fixed_shape: torch.Tensor | None = None,
+                 progress: bool = True):
+        self.model = model
+        self.cfg = config or FitConfig()
+        self.fixed_shape = fixed_shape
+        self.progress = progress
+        self.bounds = model.expression_bounds
+        face = model.masks.get("face")
+        if face is not None:
+            inface = torch.zeros(model.num_vertices, dtype=torch.bool, device=model.faces.device)
+            inface[face.to(inface.device)] = True
+            self.face_region = inface[model.faces].all(1)
+        else:
+            self.face_region = None
+
+    # -------------------------------------------------------------- helpers
+    def _forward(self, shape, expr, jaw, rot, landmarks_only: bool = False):
+        n = rot.shape[0]
+        head = HeadParams(shape, expr, jaw)
+        return self.model(shape.expand(n, -1), expr.expand(n, -1), head.pose(rot),
+                          dynamic_contour=self.cfg.dynamic_contour, landmarks_only=landmarks_only)
+
+    def _landmark_terms(self, lmk2d, views: Views, S: int) -> dict[str, torch.Tensor]:
+        norm = torch.full((len(views),), S / 2.0, dtype=lmk2d.dtype, device=lmk2d.device)
+        w = views.landmark_weights
+        off = set(self.cfg.disabled_losses)
+        terms = {}
+        if "singlelmk" not in off:
+            terms["singlelmk"] = self.cfg.w_lmk * single_view_landmark_loss(lmk2d, views.landmarks, w, norm)
+        if "eye" not in off:
+            terms["eye"] = self.cfg.w_eye * eye_loss(lmk2d, views.landmarks, w, norm)
+        if "lip" not in off:
+            terms["lip"] = self.cfg.w_lip * lip_loss(lmk2d, views.landmarks, w, norm)
+        return terms
+
+    # ----------------------------------------------------------------- fit
+    def fit(self, views: Views) -> FitResult:
+        cfg, model = self.cfg, self.model
+        dev, dt = model.v_template.device, model.v_template.dtype
+        views = views.to(dev)
+        S, N = views.size, len(views)
+        torch.manual_seed(cfg.seed)
+        timings, history, mags = {}, {}, []
+        t0 = time.perf_counter()
+        shape = (self.fixed_shape.to(dev, dt).clone() if self.fixed_shape is not None
+                 else torch.zeros(model.n_shape, device=dev, dtype=dt))
+        expr = torch.zeros(model.n_expr, device=dev, dtype=dt)
+        jaw = torch.zeros(3, device=dev, dtype=dt)
+        with torch.no_grad():
+            mean = model(shape[None], expr[None]).landmarks[0]
+            rot = init_rotations(mean, views.landmarks, S).to(dev, dt)
+            posed = self._forward(shape, expr, jaw, rot, landmarks_only=True).landmarks
+            s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, S)
+        log_s = s.log().clone()
+        params = {"shape": shape.requires_grad_(self.fixed_shape is None), "expr": expr.requires_grad_(),
+                  "jaw": jaw.requires_grad_(), "rot": rot.requires_grad_(), "log_s": log_s.requires_grad_(),
+                  "trans": t.clone().requires_grad_()}
+        timings["init"] = time.perf_counter() - t0
+
+        stages = [("pose", cfg.iters_pose, ["rot", "log_s", "trans"]),
+                  ("shape", cfg.iters_shape, ["rot", "log_s", "trans", "shape", "expr", "jaw"]),
+                  ("flow", cfg.iters_flow if N > 1 and "multiop" not in cfg.disabled_losses else 0,
+                   ["rot", "log_s", "trans", "shape", "expr", "jaw"])]
+        total = sum(n for _, n, _ in stages)
+        bar = tqdm(total=total, desc="fitting", disable=not self.progress, leave=False, unit="step")
+        for name, iters, keys in stages:
+            if iters <= 0:
+                continue
+            ts = time.perf_counter()
+            trainable = [params[k] for k in keys if params[k].requires_grad]
+            opt = torch.optim.Adam(trainable, lr=cfg.lr)
+            corr = None
+            hist = history.setdefault(name, [])
+            for it in range(iters):
+                cams = WeakPerspectiveCameras(params["log_s"].exp(), params["trans"])
+                out = self._forward(params["shape"], params["expr"], params["jaw"], params["rot"],
+                                    landmarks_only=name != "flow")
+                lmk2d = cams.project(out.landmarks, (S, S))[..., :2]
+                terms = self._landmark_terms(lmk2d, views, S)
+                if name != "pose" and "reg" not in cfg.disabled_losses:
+                    sh = params["shape"] if self.fixed_shape is None else params["shape"] * 0
+                    terms["reg"] = regularisation(sh, params["expr"], cfg.w_reg, cfg.w_reg_expression)
+                if name == "flow":
+                    if corr is None or it % cfg.flow_every == 0:
+                        with torch.no_grad():
+                            corr = build_flow_correspondences(
+                                out.vertices.detach(), model.faces, WeakPerspectiveCameras(cams.scale.detach(),
+                                                                                           cams.trans.detach()),
+                                views.images, views.landmarks, views.landmark_weights, self.face_region,
+                                mode=cfg.covisibility, flow_fn=self._flow_fn(), seed=cfg.seed + it)
+                        mags.append(corr.flow_magnitude)
+                    terms["multiop"] = cfg.w_multiop * multiview_flow_loss(out.vertices, model.faces, cams, S, corr)
+                loss = sum(terms.values())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if self.bounds is not None:
+                    with torch.no_grad():
+                        params["expr"].clamp_(*self.bounds)
+                hist.append(loss.item())
+                bar.update(1)
+                bar.set_postfix(stage=name, loss=f"{hist[-1]:.4f}", refresh=False)
+            timings[name] = time.perf_counter() - ts
+        bar.close()
+        head = HeadParams(params["shape"].detach(), params["expr"].detach(), params["jaw"].detach())
+        vp = ViewParams(params["rot"].detach(), params["log_s"].detach().exp(), params["trans"].detach())
+        return FitResult(head, vp, history, timings, mags)
+
+    def _flow_fn(self):
+        from ..flow.dis import dis_flow
+
+        preset = self.cfg.flow_preset
+        return lambda a, b: dis_flow(a, b, preset=preset)

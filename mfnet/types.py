@@ -1,0 +1,121 @@
+"""Small typed records that the pipeline stages pass to each other.
+
+images -> :class:`Views` (cropped photos + landmarks) -> fit / network -> :class:`HeadParams`
+(shared across views) + :class:`ViewParams` (per view) -> :class:`Reconstruction` (exports).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .render.cameras import WeakPerspectiveCameras
+
+
+@dataclass
+class Views:
+    """N photos of one person, cropped to squares around the face.
+
+    images: (N, 3, S, S) float in [0, 1]; landmarks: (N, 68, 2) iBUG points in crop pixels;
+    landmark_weights: (N, 68) in [0, 1]; crop_to_original: (N, 2, 3) affine maps from crop
+    pixels to original-photo pixels; names: the source files.
+    """
+
+    images: torch.Tensor
+    landmarks: torch.Tensor
+    landmark_weights: torch.Tensor
+    crop_to_original: np.ndarray
+    names: list[str]
+    original_sizes: list[tuple[int, int]] = field(default_factory=list)
+    detections: list = field(default_factory=list)  # mfnet.detect.Landmarks2D per view (original pixels)
+    photos: list = field(default_factory=list)  # (H, W, 3) uint8 working images, for overlays / texture
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[-1])
+
+    def to(self, device) -> "Views":
+        return Views(self.images.to(device), self.landmarks.to(device), self.landmark_weights.to(device),
+                     self.crop_to_original, self.names, self.original_sizes, self.detections, self.photos)
+
+
+@dataclass
+class HeadParams:
+    """Parameters shared by all views of one subject (one moment in time)."""
+
+    shape: torch.Tensor  # (S,)
+    expression: torch.Tensor  # (E,)
+    jaw: torch.Tensor  # (3,) axis-angle
+    neck: torch.Tensor | None = None  # (3,) axis-angle, usually folded into the view rotation
+    eyes: torch.Tensor | None = None  # (6,) left then right eye axis-angle
+
+    def pose(self, view_rotations: torch.Tensor) -> torch.Tensor:
+        """Full FLAME pose (N, 15) for ``view_rotations (N, 3)``: [global, neck, jaw, eye_l, eye_r]."""
+        n = view_rotations.shape[0]
+        z = view_rotations.new_zeros(3)
+        parts = [self.neck if self.neck is not None else z, self.jaw,
+                 self.eyes if self.eyes is not None else view_rotations.new_zeros(6)]
+        rest = torch.cat([p.to(view_rotations) for p in parts])
+        return torch.cat([view_rotations, rest.expand(n, -1)], dim=1)
+
+    def detach(self) -> "HeadParams":
+        d = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        return HeadParams(**d)
+
+
+@dataclass
+class ViewParams:
+    """Per-view head rotation, weak-perspective camera and SH lighting."""
+
+    rotation: torch.Tensor  # (N, 3) axis-angle of the head as seen by each camera
+    scale: torch.Tensor  # (N,)
+    trans: torch.Tensor  # (N, 2)
+    light: torch.Tensor | None = None  # (N, 9, 3)
+
+    def cameras(self) -> WeakPerspectiveCameras:
+        return WeakPerspectiveCameras(self.scale, self.trans)
+
+    def detach(self) -> "ViewParams":
+        return ViewParams(self.rotation.detach().clone(), self.scale.detach().clone(), self.trans.detach().clone(),
+                          None if self.light is None else self.light.detach().clone())
+
+    def __len__(self) -> int:
+        return int(self.rotation.shape[0])
+
+
+@dataclass
+class Reconstruction:
+    """What a reconstruction produced, ready for export."""
+
+    model_name: str
+    head: HeadParams
+    views: ViewParams
+    vertices: np.ndarray  # (V, 3) canonical (identity view rotation), metres
+    faces: np.ndarray  # (F, 3)
+    names: list[str]
+    crop_size: int
+    crop_to_original: np.ndarray  # (N, 2, 3)
+    detected_landmarks: np.ndarray  # (N, 68, 2) original pixels
+    fitted_landmarks: np.ndarray  # (N, 68, 2) original pixels
+    landmarks3d: np.ndarray  # (68, 3) canonical
+    vt: np.ndarray | None = None
+    ft: np.ndarray | None = None
+    texture: np.ndarray | None = None  # (T, T, 3) uint8
+    history: dict[str, list[float]] = field(default_factory=dict)  # stage -> total loss per step
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def reprojection_error_px(self) -> np.ndarray:
+        """(N,) mean distance between detected and fitted landmarks, original pixels."""
+        return np.linalg.norm(self.detected_landmarks - self.fitted_landmarks, axis=-1).mean(-1)
+
+    def save(self, out_dir: str | Path, **kwargs) -> Path:
+        from .export.reconstruction import write_reconstruction
+
+        return write_reconstruction(self, out_dir, **kwargs)
