@@ -55,7 +55,9 @@ def skin_albedo(model: HeadModel, generator: torch.Generator, dtype=torch.float3
     freq = torch.randn(3, 3, generator=generator) * 25.0
     phase = torch.rand(3, generator=generator) * 6.28
     variation = 0.05 * torch.sin(v.cpu().float() @ freq + phase).mean(1, keepdim=True)
-    colors = (tone[None] + variation).clamp(0.05, 0.95)
+    # fine per-vertex mottling (pores/freckles) so photos carry texture for optical flow
+    mottling = 0.06 * torch.randn(v.shape[0], 1, generator=generator) * torch.tensor([[1.0, 0.9, 0.85]])
+    colors = (tone[None] + variation + mottling).clamp(0.05, 0.95)
     for name, color in (("lips", (0.70, 0.38, 0.38)), ("eyeballs", (0.85, 0.85, 0.82))):
         if name in model.masks:
             colors[model.masks[name]] = torch.tensor(color)

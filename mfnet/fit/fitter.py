@@ -32,7 +32,11 @@ class FitConfig:
     iters_shape: int = 150
     iters_flow: int = 60
     flow_every: int = 15  # recompute flow correspondences every k steps
-    lr: float = 0.02
+    lr_rotation: float = 0.01  # Adam learning rates per parameter group (cosine-decayed per stage)
+    lr_scale: float = 0.01
+    lr_trans: float = 0.002
+    lr_shape: float = 0.05
+    lr_expression: float = 0.02
     w_multiop: float = 1.0
     w_lmk: float = 1.0
     w_eye: float = 1.0
@@ -142,8 +146,10 @@ class MultiViewFitter:
             if iters <= 0:
                 continue
             ts = time.perf_counter()
-            trainable = [params[k] for k in keys if params[k].requires_grad]
-            opt = torch.optim.Adam(trainable, lr=cfg.lr)
+            lrs = {"rot": cfg.lr_rotation, "log_s": cfg.lr_scale, "trans": cfg.lr_trans, "shape": cfg.lr_shape,
+                   "expr": cfg.lr_expression, "jaw": cfg.lr_rotation}
+            opt = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k]} for k in keys if params[k].requires_grad])
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iters, eta_min=0.0)
             corr = None
             hist = history.setdefault(name, [])
             for it in range(iters):
@@ -169,6 +175,7 @@ class MultiViewFitter:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                sched.step()
                 if self.bounds is not None:
                     with torch.no_grad():
                         params["expr"].clamp_(*self.bounds)
