@@ -30,7 +30,8 @@ class Views:
     names: list[str]
     original_sizes: list[tuple[int, int]] = field(default_factory=list)
     detections: list = field(default_factory=list)  # mfnet.detect.Landmarks2D per view (original pixels)
-    photos: list = field(default_factory=list)  # (H, W, 3) uint8 working images, for overlays / texture
+    photos: list = field(default_factory=list)  # ImageView per view (working image + scale), for overlays / texture
+    crops: list = field(default_factory=list)  # mfnet.detect.FaceCrop per view
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -41,7 +42,8 @@ class Views:
 
     def to(self, device) -> "Views":
         return Views(self.images.to(device), self.landmarks.to(device), self.landmark_weights.to(device),
-                     self.crop_to_original, self.names, self.original_sizes, self.detections, self.photos)
+                     self.crop_to_original, self.names, self.original_sizes, self.detections, self.photos,
+                     self.crops)
 
 
 @dataclass

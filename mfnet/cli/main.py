@@ -10,7 +10,7 @@ from ..errors import MfnetError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import demo, models
+    from . import demo, models, reconstruct
 
     parser = argparse.ArgumentParser(
         prog="mfnet",
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    reconstruct.register(sub)
     models.register(sub)
     demo.register(sub)
     return parser

@@ -1,0 +1,150 @@
+"""`mfnet.reconstruct`: N uncalibrated photos of one person -> one textured head.
+
+images -> detection + crops (:mod:`mfnet.fit.views`) -> head model -> multi-view fit
+(:mod:`mfnet.fit.fitter`) -> fused UV texture (:mod:`mfnet.fit.texture`) -> :class:`Reconstruction`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import MfnetError
+from .types import Reconstruction, Views
+
+log = logging.getLogger(__name__)
+
+
+def _device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise MfnetError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    return torch.device(device)
+
+
+def load_identity(path: str | os.PathLike, n_shape: int) -> torch.Tensor:
+    """The shape code of an earlier reconstruction's params.npz."""
+    path = Path(path)
+    if not path.exists():
+        raise MfnetError(f"{path}: no such identity file (pass the params.npz of an earlier reconstruction)")
+    try:
+        with np.load(path) as z:
+            shape = np.asarray(z["shape"], dtype=np.float32).reshape(-1)
+    except Exception as exc:
+        raise MfnetError(f"{path}: cannot read a 'shape' array from it ({exc}); pass an mfnet params.npz") from None
+    if shape.shape[0] < n_shape:
+        raise MfnetError(f"{path}: has {shape.shape[0]} shape coefficients, the model needs {n_shape} "
+                         "(was it made with another head model?)")
+    return torch.from_numpy(shape[:n_shape])
+
+
+def reconstruct(images: Sequence, model=None, preset: str = "default", device: str | None = "cpu",
+                backend: str = "mediapipe", identity: str | os.PathLike | None = None, progress: bool = True,
+                views: Views | None = None, **overrides) -> Reconstruction:
+    """Reconstruct one head from 1-16 photos (paths, RGB arrays or ImageViews) of the same person.
+
+    model: a name, an .npz path or a loaded :class:`~mfnet.headmodel.HeadModel` (default: the open
+    ICT-FaceKit model); preset: 'fast' | 'default' | 'best'; identity: a params.npz whose shape
+    is kept fixed; overrides: :class:`~mfnet.fit.fitter.FitConfig` fields.
+    """
+    from .fit.fitter import MultiViewFitter, get_config
+    from .fit.views import prepare_views
+    from .headmodel.model import HeadModel
+    from .headmodel.registry import load_head_model
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    dev = _device(device)
+    cfg = get_config(preset, **overrides)
+    if not isinstance(model, HeadModel):
+        model = load_head_model(model)
+    model = model.to(dev)
+    timings["load_model"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as wlist:
+        warnings.simplefilter("always")
+        if views is None:
+            views = prepare_views(images, crop_size=cfg.crop_size, backend=backend)
+    for w in wlist:
+        caught.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    timings["detect"] = time.perf_counter() - t
+
+    fixed = load_identity(identity, model.n_shape) if identity is not None else None
+    t = time.perf_counter()
+    res = MultiViewFitter(model, cfg, fixed_shape=fixed, progress=progress).fit(views)
+    timings["fit"] = time.perf_counter() - t
+    timings.update({f"fit.{k}": v for k, v in res.timings.items()})
+
+    t = time.perf_counter()
+    head, vp = res.head, res.views
+    with torch.no_grad():
+        n = len(views)
+        posed = model(head.shape.expand(n, -1), head.expression.expand(n, -1), head.pose(vp.rotation))
+        canon = model(head.shape[None], head.expression[None], head.pose(vp.rotation.new_zeros(1, 3)))
+        lmk2d = vp.cameras().project(posed.landmarks, (views.size, views.size))[..., :2].cpu().numpy()
+    fitted = _to_original(lmk2d, views.crop_to_original)
+    detected = (np.stack([d.points for d in views.detections]).astype(np.float64) if views.detections
+                else _to_original(views.landmarks.cpu().numpy(), views.crop_to_original))
+    texture = None
+    if model.has_uvs:
+        texture = _texture(model, views, posed.vertices, vp, cfg)
+    timings["texture"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    rec = Reconstruction(
+        model_name=model.name, head=head.detach(), views=vp.detach(), vertices=canon.vertices[0].cpu().numpy(),
+        faces=model.faces.cpu().numpy(), names=list(views.names), crop_size=views.size,
+        crop_to_original=views.crop_to_original, detected_landmarks=detected, fitted_landmarks=fitted,
+        landmarks3d=canon.landmarks[0].cpu().numpy(),
+        vt=model.vt.cpu().numpy() if model.has_uvs else None, ft=model.ft.cpu().numpy() if model.has_uvs else None,
+        texture=texture, history=res.history, timings=timings, warnings=caught,
+    )
+    rec.posed_vertices = posed.vertices.cpu().numpy()  # per-view heads, in the frame the cameras project
+    rec.photos = [_original_pixels(v) for v in views.photos] if views.photos else None
+    return rec
+
+
+def _original_pixels(view) -> np.ndarray:
+    """The photo at its original resolution (working images of huge photos were downscaled)."""
+    H, W = view.original_size
+    if view.image.shape[:2] == (H, W):
+        return view.image
+    import cv2
+
+    return cv2.resize(view.image, (W, H), interpolation=cv2.INTER_LINEAR)
+
+
+def _to_original(points: np.ndarray, crop_to_original: np.ndarray) -> np.ndarray:
+    """(N, L, 2) renderer crop pixels -> original-photo pixels with (N, 2, 3) affines."""
+    return np.einsum("nij,nlj->nli", crop_to_original[:, :, :2], points) + crop_to_original[:, None, :, 2]
+
+
+def _texture(model, views: Views, posed_vertices: torch.Tensor, vp, cfg) -> np.ndarray:
+    """Fuse a UV texture from crops re-sampled at a resolution matching the texture size."""
+    from .detect import face_crop
+    from .fit.texture import fuse_texture
+
+    images = views.images
+    if views.crops and views.photos:
+        size = max(views.size, min(cfg.texture_size, 1024))
+        crops = [face_crop(d, size=size, scale=_crop_scale(c, d)) for c, d in
+                 zip(views.crops, views.detections)]
+        hi = np.stack([c.warp(p.image, p.scale_xy, border="replicate") for c, p in zip(crops, views.photos)])
+        images = torch.from_numpy(hi).permute(0, 3, 1, 2).to(posed_vertices) / 255.0
+    return fuse_texture(images, posed_vertices, model.faces, model.vt, model.ft, vp.cameras(), cfg.texture_size)
+
+
+def _crop_scale(crop, det) -> float:
+    """The ``scale`` argument that produced ``crop`` from ``det`` (crop side / landmark box side)."""
+    pts = det.points
+    side = float(max(pts.max(0) - pts.min(0)))
+    return float((crop.box[2] - crop.box[0]) / side)
