@@ -226,7 +226,7 @@ def test_fused_autograd_functions_gradcheck(persp):
 
     torch.manual_seed(3)
     verts = torch.cat([torch.rand(6, 2) * 10, torch.rand(6, 1) + 0.5], 1).double().requires_grad_(True)
-    vidx = torch.tensor([[0, 1, 2], [3, 4, 5], [1, 4, 2], [0, 1, 2]])
+    vidx = torch.tensor([[0, 1, 2], [3, 4, 5], [1, 4, 2], [0, 1, 2]]).t()  # (3, M)
     p = torch.rand(4, 2, dtype=torch.float64) * 10
     assert torch.autograd.gradcheck(lambda v: pixel_barycentrics(v, vidx, p, persp), (verts,))
     bary = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)

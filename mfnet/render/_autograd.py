@@ -14,72 +14,73 @@ from torch.autograd.function import once_differentiable
 __all__ = ["pixel_barycentrics", "blend"]
 
 
-def _roll1(t: Tensor) -> Tensor:  # column k -> k+1
-    return torch.roll(t, -1, 1)
-
-
-def _roll2(t: Tensor) -> Tensor:  # column k -> k+2
-    return torch.roll(t, -2, 1)
-
-
 class _PixelBary(torch.autograd.Function):
-    """Barycentrics (and depth) of M pixel centres inside given screen triangles."""
+    """Barycentrics (and depth) of M pixel centres inside given screen triangles.
+
+    Works on per-corner (M,) vectors ("structure of arrays"): contiguous
+    element-wise kernels are several times faster on CPU than ops on (M, 3)
+    column slices.
+    """
 
     @staticmethod
     def forward(ctx, verts: Tensor, vidx: Tensor, p: Tensor, persp: bool):
-        M = vidx.shape[0]
-        g = verts.index_select(0, vidx.reshape(-1)).view(M, 3, 3)
-        x = g[..., 0] - p[:, 0:1]
-        y = g[..., 1] - p[:, 1:2]
-        z = g[..., 2].contiguous()
-        x1, x2, y1, y2 = _roll1(x), _roll2(x), _roll1(y), _roll2(y)
-        w = x1 * y2 - y1 * x2  # 2 x signed sub-area opposite each corner
-        A = w.sum(1, keepdim=True)
-        b = w / A
+        vt = verts.t().contiguous()  # (3, N): rows x, y, z
+        idx = vidx.contiguous()  # (3, M): corner k -> row of verts
+        c = [vt.index_select(1, idx[k]) for k in range(3)]
+        px, py = p[:, 0].contiguous(), p[:, 1].contiguous()
+        x = [ck[0] - px for ck in c]
+        y = [ck[1] - py for ck in c]
+        z = [ck[2] for ck in c]
+        w = [x[(k + 1) % 3] * y[(k + 2) % 3] - y[(k + 1) % 3] * x[(k + 2) % 3] for k in range(3)]
+        A = w[0] + w[1] + w[2]
+        b = [wk / A for wk in w]
         if persp:
-            u = b / z
-            S = u.sum(1, keepdim=True)
-            bp = u / S
-            depth = 1.0 / S[:, 0]
+            u = [b[k] / z[k] for k in range(3)]
+            S = u[0] + u[1] + u[2]
+            bp = [uk / S for uk in u]
+            depth = 1.0 / S
         else:
-            S = None
+            S = A
             bp = b
-            depth = (b * z).sum(1)
+            depth = b[0] * z[0] + b[1] * z[1] + b[2] * z[2]
         ctx.persp = persp
         ctx.n = verts.shape[0]
-        ctx.save_for_backward(vidx, x, y, z, b, A, bp, S if S is not None else A)
-        return bp, depth
+        ctx.save_for_backward(idx, *x, *y, *z, *b, A, *bp, S)
+        return torch.stack(bp, 1), depth
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gbp: Tensor | None, gdepth: Tensor | None):
-        vidx, x, y, z, b, A, bp, S = ctx.saved_tensors
-        if gbp is None:
-            gbp = torch.zeros_like(bp)
-        if gdepth is None:
-            gdepth = torch.zeros_like(bp[:, 0])
-        gd = gdepth[:, None]
+        idx, *t = ctx.saved_tensors
+        x, y, z, b, A, bp, S = t[0:3], t[3:6], t[6:9], t[9:12], t[12], t[13:16], t[16]
+        g = [torch.zeros_like(A)] * 3 if gbp is None else list(gbp.t().contiguous().unbind(0))
+        gd = torch.zeros_like(A) if gdepth is None else gdepth.contiguous()
         if ctx.persp:
-            gu = (gbp - (gbp * bp).sum(1, keepdim=True)) / S - gd / (S * S)
-            gb = gu / z
-            gz = -gb * b / z
+            dot = g[0] * bp[0] + g[1] * bp[1] + g[2] * bp[2]
+            gS = gd / (S * S)
+            gb = [((g[k] - dot) / S - gS) / z[k] for k in range(3)]
+            gz = [-gb[k] * b[k] / z[k] for k in range(3)]
         else:
-            gb = gbp + gd * z
-            gz = gd * b
-        gw = (gb - (gb * b).sum(1, keepdim=True)) / A
-        gw1, gw2 = _roll1(gw), _roll2(gw)
-        gx = gw2 * _roll1(y) - gw1 * _roll2(y)
-        gy = gw1 * _roll2(x) - gw2 * _roll1(x)
-        grad = torch.stack((gx, gy, gz), -1).reshape(-1, 3)
-        out = grad.new_zeros(ctx.n, 3).index_add_(0, vidx.reshape(-1), grad)
-        return out, None, None, None
+            gb = [g[k] + gd * z[k] for k in range(3)]
+            gz = [gd * b[k] for k in range(3)]
+        dot = gb[0] * b[0] + gb[1] * b[1] + gb[2] * b[2]
+        gw = [(gb[k] - dot) / A for k in range(3)]
+        # accumulate in a (3, N) layout: index_add_ along dim 1 is much faster on
+        # CPU than along dim 0 of an (N, 3) tensor
+        out = A.new_zeros(3, ctx.n)
+        for k in range(3):
+            k1, k2 = (k + 1) % 3, (k + 2) % 3
+            gx = gw[k2] * y[k1] - gw[k1] * y[k2]
+            gy = gw[k1] * x[k2] - gw[k2] * x[k1]
+            out.index_add_(1, idx[k], torch.stack((gx, gy, gz[k]), 0))
+        return out.t(), None, None, None
 
 
 def pixel_barycentrics(verts: Tensor, vidx: Tensor, p: Tensor, persp: bool) -> tuple[Tensor, Tensor]:
     """Barycentrics (M, 3) and depth (M,) of pixel centres ``p`` (M, 2).
 
-    ``verts`` (N, 3) are flattened screen vertices, ``vidx`` (M, 3) the corner
-    rows of each pixel's triangle.  With ``persp`` the barycentrics are
+    ``verts`` (N, 3) are flattened screen vertices, ``vidx`` (3, M) the corner
+    rows of each pixel's triangle (corner-major layout).  With ``persp`` the barycentrics are
     perspective-corrected (``b_k / z_k`` renormalised) and depth is
     interpolated as ``1 / sum(b_k / z_k)``; otherwise depth is ``sum b_k z_k``.
     Differentiable w.r.t. ``verts``.
@@ -91,9 +92,9 @@ class _Blend(torch.autograd.Function):
     @staticmethod
     def forward(ctx, bary: Tensor, flat: Tensor, idx: Tensor):
         b = bary.to(flat.dtype)
-        a0 = flat.index_select(0, idx[:, 0])
-        a1 = flat.index_select(0, idx[:, 1])
-        a2 = flat.index_select(0, idx[:, 2])
+        a0 = flat.index_select(0, idx[0])
+        a1 = flat.index_select(0, idx[1])
+        a2 = flat.index_select(0, idx[2])
         out = a0 * b[:, 0:1] + a1 * b[:, 1:2] + a2 * b[:, 2:3]
         ctx.n = flat.shape[0]
         ctx.bdtype = bary.dtype
@@ -108,11 +109,14 @@ class _Blend(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gb = torch.stack(((g * a0).sum(1), (g * a1).sum(1), (g * a2).sum(1)), 1).to(ctx.bdtype)
         if ctx.needs_input_grad[1]:
-            src = (b[:, :, None] * g[:, None, :]).reshape(-1, g.shape[1])
-            gflat = g.new_zeros(ctx.n, g.shape[1]).index_add_(0, idx.reshape(-1), src)
+            gT = g.t().contiguous()  # (C, M): dim-1 index_add_ is the fast path on CPU
+            gflat = g.new_zeros(g.shape[1], ctx.n)
+            for k in range(3):
+                gflat.index_add_(1, idx[k], gT * b[:, k])
+            gflat = gflat.t()
         return gb, gflat, None
 
 
 def blend(bary: Tensor, flat: Tensor, idx: Tensor) -> Tensor:
-    """``sum_k bary[:, k] * flat[idx[:, k]]`` -> (M, C), differentiable w.r.t. bary and flat."""
+    """``sum_k bary[:, k] * flat[idx[k]]`` -> (M, C) with ``idx`` (3, M); differentiable w.r.t. bary and flat."""
     return _Blend.apply(bary, flat, idx)

@@ -200,13 +200,17 @@ def _face_setup(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bo
         idx = torch.nonzero(sel).squeeze(1)
         keep, t, q, area, i0, i1, nx = (a.index_select(0, idx) for a in (keep, t, q, area, i0, i1, nx))
     X, Y = q[..., 0], q[..., 1]
-    s = torch.sign(area)[:, None]
-    Xa, Ya = X.roll(-1, 1), Y.roll(-1, 1)  # edge k: vertex k+1 -> k+2
-    dX, dY = X.roll(-2, 1) - Xa, Y.roll(-2, 1) - Ya
-    sdX, sdY = s * dX, s * dY
-    tl = ((sdY > 0) | ((sdY == 0) & (sdX > 0))).double()
-    R0 = sdX * (h - Ya) - sdY * (h - Xa) + tl
-    edge = torch.cat((R0, _SUB * sdX, -_SUB * sdY), 1)  # (K, 9): R0, Ri, C
+    s = torch.sign(area)
+    Xc, Yc = X.unbind(1), Y.unbind(1)
+    R0, Ri, C = [], [], []
+    for k in range(3):  # edge k: vertex k+1 -> vertex k+2
+        xa, ya = Xc[(k + 1) % 3], Yc[(k + 1) % 3]
+        sdX, sdY = s * (Xc[(k + 2) % 3] - xa), s * (Yc[(k + 2) % 3] - ya)
+        tl = ((sdY > 0) | ((sdY == 0) & (sdX > 0))).to(sdX.dtype)
+        R0.append(sdX * (h - ya) - sdY * (h - xa) + tl)
+        Ri.append(_SUB * sdX)
+        C.append(-_SUB * sdY)
+    edge = torch.stack(R0 + Ri + C, 1)  # (K, 9)
     # depth plane (1/z when perspective) from the unsnapped coordinates
     t = t.double()
     x, y, z = t[..., 0], t[..., 1], t[..., 2]
@@ -310,7 +314,7 @@ def rasterize(
         rem = pix - b * (H * W)
         i = torch.div(rem, W, rounding_mode="floor")
         p = torch.stack(((rem - i * W).to(screen_verts.dtype) + 0.5, i.to(screen_verts.dtype) + 0.5), -1)
-        vidx = b[:, None] * V + faces[face]  # (M,3)
+        vidx = faces.t().contiguous().index_select(1, face) + (b * V)[None]  # (3, M)
     # differentiable part: barycentrics of the winning face at the pixel centre
     bary, depth = pixel_barycentrics(screen_verts.reshape(-1, 3), vidx, p, perspective_correct)
     n = B * H * W
@@ -322,24 +326,20 @@ def rasterize(
 
 
 def _corner_vertex_ids(fragments: Fragments, faces: Tensor, n_verts: int, batched: bool) -> Tensor:
+    """(3, M) rows of the flattened (B*V or V) vertex array for each covered pixel's corners."""
     pix, face, _ = fragments.packed()
-    vid = faces.to(device=pix.device, dtype=torch.long)[face]  # (M,3)
+    vid = faces.to(device=pix.device, dtype=torch.long).t().contiguous().index_select(1, face)
     if batched:
         B, H, W = fragments.pix_to_face.shape
-        vid = vid + (torch.div(pix, H * W, rounding_mode="floor") * n_verts)[:, None]
+        vid = vid + (torch.div(pix, H * W, rounding_mode="floor") * n_verts)[None]
     return vid
-
-
-def _blend(bary: Tensor, flat: Tensor, idx: Tensor) -> Tensor:
-    """sum_k bary[:, k] * flat[idx[:, k]] -> (M, C)."""
-    return blend(bary, flat, idx)
 
 
 def interpolate_packed(fragments: Fragments, vertex_attrs: Tensor, faces: Tensor) -> Tensor:
     """Per-vertex attributes (B or 1, V, C) -> (M, C) at the covered pixels only."""
     Bv, V, C = vertex_attrs.shape
     vid = _corner_vertex_ids(fragments, faces, V, Bv > 1)
-    return _blend(fragments.bary_packed, vertex_attrs.reshape(-1, C), vid)
+    return blend(fragments.bary_packed, vertex_attrs.reshape(-1, C), vid)
 
 
 def interpolate(fragments: Fragments, vertex_attrs: Tensor, faces: Tensor) -> Tensor:
@@ -359,8 +359,8 @@ def interpolate_face_attributes_packed(fragments: Fragments, face_attrs: Tensor)
     if Ba > 1:
         B, H, W = fragments.pix_to_face.shape
         idx = face + torch.div(pix, H * W, rounding_mode="floor") * F
-    idx = (idx * 3)[:, None] + torch.arange(3, device=idx.device)
-    return _blend(bary, face_attrs.reshape(-1, C), idx)
+    idx = (idx * 3)[None] + torch.arange(3, device=idx.device)[:, None]
+    return blend(bary, face_attrs.reshape(-1, C), idx)
 
 
 def interpolate_face_attributes(fragments: Fragments, face_attrs: Tensor) -> Tensor:

@@ -116,8 +116,10 @@ class Renderer:
         if sh_coeffs is not None:
             L = sh_coeffs.to(verts.dtype)  # (B,9,3)
             Hk = sh_basis(normals)  # (M,9)
-            shade_all = (Hk @ L.permute(1, 0, 2).reshape(9, -1)).view(-1, B, L.shape[-1])  # (M,B,3)
-            shading = shade_all.gather(1, bidx.view(-1, 1, 1).expand(-1, 1, L.shape[-1]))[:, 0]
+            # covered pixels are sorted by batch index: one small matmul per view
+            ends = torch.cumsum(torch.bincount(bidx, minlength=B), 0).tolist()
+            starts = [0] + ends[:-1]
+            shading = torch.cat([Hk[a:e] @ L[b] for b, (a, e) in enumerate(zip(starts, ends))])
             colour = albedo * shading
         image = frags.scatter(colour, channels_first=True)
         m = frags.mask[:, None].to(verts.dtype)

@@ -48,7 +48,7 @@ def face_normals(verts: Tensor, faces: Tensor, normalize: bool = True) -> Tensor
     Counter-clockwise faces (right-hand rule) get outward normals.
     """
     faces = faces.to(device=verts.device, dtype=torch.long)
-    v0, v1, v2 = verts[:, faces[:, 0]], verts[:, faces[:, 1]], verts[:, faces[:, 2]]
+    v0, v1, v2 = (verts.index_select(1, faces[:, k]) for k in range(3))
     n = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)
     if normalize:
         n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -58,15 +58,20 @@ def face_normals(verts: Tensor, faces: Tensor, normalize: bool = True) -> Tensor
 def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
     """(B, V, 3) unit vertex normals: area-weighted sum of incident face normals.
 
-    Vertices not used by any face get a zero normal.
+    Vertices not used by any face get a zero normal.  Accumulation runs in a
+    coordinate-major (3, B*V) layout (``index_add_`` along dim 1), which is
+    the fast path on CPU.
     """
     B, V, _ = verts.shape
     faces = faces.to(device=verts.device, dtype=torch.long)
-    fn = face_normals(verts, faces, normalize=False)  # (B,F,3), |fn| = 2*area
     F = faces.shape[0]
-    idx = (faces.reshape(1, F * 3) + (torch.arange(B, device=verts.device) * V)[:, None]).reshape(-1)
-    src = fn[:, :, None, :].expand(B, F, 3, 3).reshape(-1, 3)
-    vn = verts.new_zeros(B * V, 3).index_add(0, idx, src).view(B, V, 3)
+    fn = face_normals(verts, faces, normalize=False)  # (B,F,3), |fn| = 2*area
+    fnT = fn.permute(2, 0, 1).reshape(3, B * F)
+    off = (torch.arange(B, device=verts.device) * V)[:, None]
+    acc = verts.new_zeros(3, B * V)
+    for k in range(3):
+        acc = acc.index_add(1, (faces[:, k][None] + off).reshape(-1), fnT)
+    vn = acc.view(3, B, V).permute(1, 2, 0)
     return vn / vn.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 

@@ -142,14 +142,20 @@ def soft_silhouette(
         pix, box, pi, pj = pix[free], box[free], pi[free], pj[free]
         gf = g[box]
         f = gf - torch.div(gf, faces.shape[0], rounding_mode="floor") * faces.shape[0]
-        vidx = (torch.div(gf, faces.shape[0], rounding_mode="floor") * V)[:, None] + faces[f]
-        p = torch.stack((pj.to(dt) + 0.5, pi.to(dt) + 0.5), -1)
-    a = screen_verts.reshape(-1, 3)[vidx][..., :2]  # (N,3,2) with grad
-    e = a[:, [1, 2, 0]] - a
-    ap = p[:, None, :] - a
-    tt = ((ap * e).sum(-1) / (e * e).sum(-1).clamp_min(1e-12)).clamp(0.0, 1.0)
-    diff = ap - tt[..., None] * e
-    d2 = (diff * diff).sum(-1).amin(1)
+        vidx = (torch.div(gf, faces.shape[0], rounding_mode="floor") * V)[None] + faces.t().contiguous().index_select(1, f)
+        px, py = pj.to(dt) + 0.5, pi.to(dt) + 0.5
+    # point-to-triangle distance, one (N,) vector per corner/edge (fast on CPU)
+    flat = screen_verts.reshape(-1, 3)
+    xs = [flat[:, 0].index_select(0, vidx[k]) for k in range(3)]
+    ys = [flat[:, 1].index_select(0, vidx[k]) for k in range(3)]
+    d2 = None
+    for k in range(3):
+        ex, ey = xs[(k + 1) % 3] - xs[k], ys[(k + 1) % 3] - ys[k]
+        ax, ay = px - xs[k], py - ys[k]
+        t = ((ax * ex + ay * ey) / (ex * ex + ey * ey).clamp_min(1e-12)).clamp(0.0, 1.0)
+        dx, dy = ax - t * ex, ay - t * ey
+        dk = dx * dx + dy * dy
+        d2 = dk if d2 is None else torch.minimum(d2, dk)
     d = torch.sqrt(d2 + 1e-12)
     acc = screen_verts.new_zeros(B * H * W).index_add(0, pix, Fn.logsigmoid(d / sigma))
     soft = torch.where(covered, torch.ones_like(acc), 1.0 - torch.exp(acc))

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import Tensor
 
+from ._autograd import blend
 from .rasterize import Fragments, _image_size, rasterize
 from .shading import face_normals, vertex_normals
 
@@ -128,8 +129,12 @@ def extract_texture(
     uvf = rasterize_uv(vt.to(verts.device), ft, (Ht, Wt))
     tpix, tface, tbary = uvf.packed()
     tbary = tbary.to(verts.dtype)
-    fv = faces[tface]  # (Mt,3)
-    pts = (verts[:, fv] * tbary[None, :, :, None]).sum(2)  # (B,Mt,3)
+    Mt, V = tface.shape[0], verts.shape[1]
+    # (3, B*Mt) rows of the flattened vertices for every (view, texel) corner
+    idx = (faces.t().contiguous().index_select(1, tface)[:, None, :] + (torch.arange(B, device=verts.device) * V)[None, :, None])
+    idx = idx.reshape(3, B * Mt)
+    bb = tbary.repeat(B, 1)
+    pts = blend(bb, verts.reshape(-1, 3), idx).view(B, Mt, 3)
     scr = cameras.project(pts, (H, W))
     if fragments is None:
         with torch.no_grad():
@@ -144,7 +149,7 @@ def extract_texture(
         fn = face_normals(verts.detach(), faces)[:, tface]
         vis = inb & ((fn * view).sum(-1) > 0) & (scr[..., 2].detach() <= zref + depth_tol)
     vn = vertex_normals(verts, faces)
-    n = (vn[:, fv] * tbary[None, :, :, None]).sum(2)
+    n = blend(bb, vn.reshape(-1, 3), idx).view(B, Mt, 3)
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cosw = (n * cameras.view_dirs(pts)).sum(-1).clamp_min(0.0)
     grid = torch.stack((2.0 * scr[..., 0] / W - 1.0, 2.0 * scr[..., 1] / H - 1.0), -1)[:, None].to(image.dtype)
