@@ -1,0 +1,335 @@
+"""Write a :class:`~mfnet.types.Reconstruction` to a folder, atomically.
+
+Layout of ``out_dir`` (everything is written into a temporary sibling folder first, which then
+replaces ``out_dir`` in one rename; on any error the previous ``out_dir`` is left untouched)::
+
+    mesh.obj, mesh.mtl, texture.png   canonical head (view rotation 0), metres, y up, face +z
+    mesh.ply, mesh.glb                same mesh (GLB textured when a texture is present)
+    params.npz, params.json           coefficients, per-view weak-perspective and OpenCV cameras,
+                                      lights, model name/version, NoW landmarks, errors
+    landmarks.json                    per view: detected and fitted 68 points (original pixels)
+    overlay_<view>.png                per view, when ``photos`` are given
+    report.html                       self-contained summary page (see :mod:`mfnet.export.report`)
+
+Posed heads (needed for the cameras' translation and for overlays) come from, in order: the
+``posed_vertices`` argument, ``rec.view_vertices`` if the record carries it, or the canonical
+mesh rotated by each view rotation about a pivot: the ``pivot`` argument, ``rec.root_joint``, or a
+pivot estimated from the fitted landmarks (falling back to the mesh centroid). What was used is
+recorded in ``params.json`` (``cameras.posed_source``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import __version__
+from ..headmodel.landmarks import NOW_LANDMARKS
+from ..utils.io import atomic_dir, atomic_path
+from . import cameras as cam
+from .mesh import write_glb, write_obj, write_ply
+from .preview import save_png
+
+__all__ = ["write_reconstruction", "ExportCameras", "export_cameras", "draw_overlay", "view_stems", "FORMATS"]
+
+FORMATS = ("obj", "ply", "glb")
+NOW_NAMES = ("right_eye_outer", "right_eye_inner", "left_eye_inner", "left_eye_outer", "nose_tip",
+             "mouth_right", "mouth_left")
+MTL = "newmtl material0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd texture.png\n"
+
+
+def _np(x, dtype=np.float64):
+    """Tensor / array / None -> numpy (or None)."""
+    if x is None:
+        return None
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+@dataclass
+class ExportCameras:
+    """Per-view cameras and posed heads as exported (all numpy, float64)."""
+
+    R_view: np.ndarray  # (N, 3, 3) head rotation per view
+    posed: np.ndarray  # (N, V, 3) posed heads (the frame the weak-perspective cameras project)
+    offsets: np.ndarray  # (N, 3) posed = R_view X + offsets
+    pivot: np.ndarray  # (3,) rotation centre (given, estimated, or fitted to the offsets)
+    K: np.ndarray  # (N, 3, 3) original-photo pixels
+    R: np.ndarray  # (N, 3, 3) canonical mesh -> OpenCV camera
+    t: np.ndarray  # (N, 3)
+    posed_source: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 50.0) -> ExportCameras:
+    """Resolve the posed heads of ``rec`` and convert its weak-perspective cameras to OpenCV."""
+    X = _np(rec.vertices)
+    n = len(rec.names)
+    R_view = cam.axis_angle_to_matrix(_np(rec.views.rotation).reshape(n, 3))
+    centroid = X.mean(0)
+    warns: list[str] = []
+    posed = posed_vertices if posed_vertices is not None else getattr(rec, "view_vertices", None)
+    if posed is not None:
+        posed = _np(posed)
+        if posed.shape != (n,) + X.shape:
+            raise ValueError(f"posed vertices must have shape {(n,) + X.shape}, got {posed.shape}")
+        source = "posed_vertices argument" if posed_vertices is not None else "rec.view_vertices"
+        offsets, rms = cam.rigid_offsets(X, posed, R_view)
+        size = float(np.ptp(X, axis=0).max())
+        bad = np.flatnonzero(rms > 0.01 * size)
+        if len(bad):
+            warns.append(f"posed vertices of view(s) {bad.tolist()} are not the canonical mesh rotated by the view "
+                         f"rotation (RMS {rms.max() * 1000:.1f} mm); OpenCV cameras use the mean offset")
+        piv = cam.pivot_from_offsets(offsets, R_view, centroid)
+    else:
+        if pivot is not None:
+            piv, source = _np(pivot).reshape(3), "rotation about the pivot argument"
+        elif getattr(rec, "root_joint", None) is not None:
+            piv, source = _np(rec.root_joint).reshape(3), "rotation about rec.root_joint"
+        else:
+            piv, rms_px = cam.estimate_pivot(_np(rec.landmarks3d), _np(rec.fitted_landmarks), R_view,
+                                             _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
+                                             _np(rec.crop_to_original), centroid)
+            face_px = float(np.ptp(_np(rec.fitted_landmarks), axis=1).max()) if n else 1.0
+            source = "rotation about a pivot estimated from the fitted landmarks"
+            if not np.isfinite(rms_px) or rms_px > 0.05 * max(face_px, 1.0):
+                piv, source = centroid, "rotation about the mesh centroid (approximate)"
+                warns.append("fitted landmarks do not match the cameras; posed heads rotate about the mesh centroid")
+        posed = cam.posed_from_pivot(X, R_view, piv)
+        offsets = piv[None] - np.einsum("nij,j->ni", R_view, piv)
+    lo, hi = posed.min(1), posed.max(1)
+    K, R, t = cam.weak_to_opencv(_np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
+                                 _np(rec.crop_to_original), R_view, offsets, 0.5 * (lo + hi), focal_factor)
+    return ExportCameras(R_view, posed, offsets, piv, K, R, t, source, warns)
+
+
+def view_stems(names) -> list[str]:
+    """Unique, file-system-safe stems for the view names (``photos/IMG 1.jpg`` -> ``IMG_1``)."""
+    out, seen = [], set()
+    for i, name in enumerate(names):
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(name)).stem).strip("._") or f"view{i}"
+        s, k = stem, 1
+        while s.lower() in seen:
+            k += 1
+            s = f"{stem}_{k}"
+        seen.add(s.lower())
+        out.append(s)
+    return out
+
+
+def _to_photo(points: np.ndarray, photo_hw, original_hw) -> np.ndarray:
+    """Original-photo pixels -> pixels of a (possibly downscaled) photo; centres at whole numbers."""
+    if original_hw is None or tuple(original_hw) == tuple(photo_hw):
+        return points
+    sx, sy = original_hw[1] / photo_hw[1], original_hw[0] / photo_hw[0]
+    return (points + 0.5) / np.array([sx, sy]) - 0.5
+
+
+def draw_overlay(photo: np.ndarray, points2d: np.ndarray, posed: np.ndarray, faces: np.ndarray,
+                 detected: np.ndarray | None = None, fitted: np.ndarray | None = None, alpha: float = 0.5,
+                 max_side: int = 2048) -> np.ndarray:
+    """Photo (H, W, 3) uint8 RGB with the mesh painted over it, semi-transparent, plus landmarks.
+
+    ``points2d`` (V, 2): the posed vertices in photo pixels; ``posed`` (V, 3): the posed head
+    (z towards the camera), used for depth order (painter's algorithm, far faces first) and
+    shading by ``|n_z|``; ``detected`` / ``fitted`` (68, 2) drawn green / red.
+    Photos larger than ``max_side`` are downscaled first.
+    """
+    img = np.ascontiguousarray(np.asarray(photo, np.uint8)[..., :3])
+    k = 1.0
+    if max(img.shape[:2]) > max_side:
+        k = max_side / max(img.shape[:2])
+        img = cv2.resize(img, (round(img.shape[1] * k), round(img.shape[0] * k)), interpolation=cv2.INTER_AREA)
+
+    def sc(p):
+        return None if p is None else (np.asarray(p, np.float64) + 0.5) * k - 0.5
+
+    pts, faces = sc(points2d), np.asarray(faces, np.int64)
+    P = np.asarray(posed, np.float64)
+    n = np.cross(P[faces[:, 1]] - P[faces[:, 0]], P[faces[:, 2]] - P[faces[:, 0]])
+    shade = np.abs(n[:, 2]) / np.maximum(np.linalg.norm(n, axis=1), 1e-20)
+    order = np.argsort(P[faces].mean(1)[:, 2], kind="stable")  # far (small z) first
+    tri = np.round(pts[faces] * 16).astype(np.int64)  # 4 fractional bits for cv2 'shift'
+    ok = np.isfinite(pts[faces]).all((1, 2)) & (np.abs(tri) < 2 ** 30).all((1, 2))
+    layer, mask = img.copy(), np.zeros(img.shape[:2], np.uint8)
+    base = np.array([215.0, 205.0, 200.0])
+    for f in order[ok[order]]:
+        c = tuple(int(v) for v in base * (0.25 + 0.75 * shade[f]))
+        poly = tri[f].astype(np.int32)
+        cv2.fillConvexPoly(layer, poly, c, lineType=cv2.LINE_AA, shift=4)
+        cv2.fillConvexPoly(mask, poly, 255, shift=4)
+    m = (mask > 0)[..., None]
+    out = np.where(m, (1 - alpha) * img + alpha * layer, img).round().astype(np.uint8)
+    lmk = [p for p in (detected, fitted) if p is not None]
+    span = max((np.ptp(sc(p), axis=0).max() for p in lmk), default=100.0)
+    r = max(2, int(round(0.01 * span)))
+    for p, color in ((sc(detected), (0, 220, 0)), (sc(fitted), (255, 30, 30))):
+        if p is None:
+            continue
+        for x, y in p[np.isfinite(p).all(1)]:
+            cv2.circle(out, (int(round(x * 16)), int(round(y * 16))), r * 16, color, -1, cv2.LINE_AA, shift=4)
+    fs = max(0.4, out.shape[0] / 900)
+    for j, (text, color) in enumerate((("detected", (0, 220, 0)), ("fitted", (255, 30, 30)))):
+        org = (int(10 * fs), int((j + 1) * 30 * fs))
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), max(1, int(3 * fs)), cv2.LINE_AA)
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, fs, color, max(1, int(fs)), cv2.LINE_AA)
+    return out
+
+
+def _write_meshes(d: Path, rec, formats) -> list[str]:
+    V, F = _np(rec.vertices), np.asarray(_np(rec.faces, np.int64))
+    vt, ft = _np(rec.vt), _np(rec.ft, np.int64)
+    tex = None if rec.texture is None else np.asarray(rec.texture, np.uint8)
+    textured = tex is not None and vt is not None and ft is not None
+    if "obj" in formats:
+        write_obj(d / "mesh.obj", V, F, vt, ft, texture=tex if textured else None)
+        if textured:  # write_obj names the texture after the mesh; the layout wants texture.png
+            os.replace(d / "mesh.png", d / "texture.png")
+            with atomic_path(d / "mesh.mtl") as tmp:
+                tmp.write_text(MTL)
+    if tex is not None and not (d / "texture.png").exists():
+        save_png(d / "texture.png", tex)
+    if "ply" in formats:
+        write_ply(d / "mesh.ply", V, F)
+    if "glb" in formats:
+        write_glb(d / "mesh.glb", V, F, vt if textured else None, ft if textured else None,
+                  tex if textured else None)
+    return sorted(p.name for p in d.iterdir())
+
+
+def _lists(a):
+    return None if a is None else np.asarray(a, np.float64).tolist()
+
+
+def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> None:
+    n = len(rec.names)
+    head = rec.head
+    light = _np(rec.views.light)
+    err = np.asarray(rec.reprojection_error_px, np.float64)
+    lmk3d = _np(rec.landmarks3d)
+    now = lmk3d[list(NOW_LANDMARKS)]
+    arrays = {
+        "shape": _np(head.shape), "expression": _np(head.expression), "jaw": _np(head.jaw),
+        "rotation": _np(rec.views.rotation).reshape(n, 3), "rotation_matrix": cams.R_view,
+        "scale": _np(rec.views.scale).reshape(n), "trans": _np(rec.views.trans).reshape(n, 2),
+        "crop_size": np.int64(rec.crop_size), "crop_to_original": _np(rec.crop_to_original),
+        "K": cams.K, "R": cams.R, "t": cams.t, "pivot": cams.pivot, "posed_offset": cams.offsets,
+        "landmarks3d": lmk3d, "now_landmarks3d": now, "now_landmark_indices": np.asarray(NOW_LANDMARKS),
+        "reprojection_error_px": err, "names": np.asarray([str(x) for x in rec.names], dtype=str),
+        "model_name": np.asarray(str(rec.model_name)), "model_version": np.asarray(str(model_version or "")),
+    }
+    for key in ("neck", "eyes"):
+        if getattr(head, key, None) is not None:
+            arrays[key] = _np(getattr(head, key))
+    if light is not None:
+        arrays["light"] = light
+    with atomic_path(d / "params.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    views = []
+    for i in range(n):
+        views.append({
+            "name": str(rec.names[i]), "stem": stems[i],
+            "rotation_axis_angle": _lists(arrays["rotation"][i]), "rotation_matrix": _lists(cams.R_view[i]),
+            "yaw_pitch_roll_deg": _lists(cam.euler_degrees(cams.R_view[i])),
+            "weak_perspective": {"scale": float(arrays["scale"][i]), "trans": _lists(arrays["trans"][i]),
+                                 "crop_size": int(rec.crop_size), "crop_to_original": _lists(arrays["crop_to_original"][i])},
+            "opencv": {"K": _lists(cams.K[i]), "R": _lists(cams.R[i]), "t": _lists(cams.t[i]),
+                       "rvec": _lists(cam.matrix_to_axis_angle(cams.R[i])), "dist": [0.0] * 5},
+            "light_sh": _lists(light[i]) if light is not None else None,
+            "reprojection_error_px": float(err[i]),
+        })
+    doc = {
+        "format": "mfnet-reconstruction/1", "mfnet_version": __version__,
+        "model": {"name": str(rec.model_name), "version": model_version},
+        "units": "metres; head frame y up, face towards +z",
+        "head": {"shape": _lists(arrays["shape"]), "expression": _lists(arrays["expression"]),
+                 "jaw": _lists(arrays["jaw"]), "neck": _lists(arrays.get("neck")), "eyes": _lists(arrays.get("eyes"))},
+        "views": views,
+        "cameras": {
+            "weak_perspective": "x_r = c/2 + s*c/2*(P_x + t_x), y_r = c/2 - s*c/2*(P_y + t_y) in renderer crop "
+                                "pixels (centres at +0.5); crop_to_original maps them to original pixels",
+            "opencv": "x ~ K (R X + t) with X the canonical mesh (mesh.obj), original-photo pixels with pixel "
+                      "centres at integers; a long-focal pinhole approximating the weak perspective",
+            "posed": "posed head of a view = R_view X + posed_offset = R_view (X - pivot) + pivot",
+            "posed_source": cams.posed_source, "pivot": _lists(cams.pivot),
+        },
+        "now_landmarks3d": {"indices": list(NOW_LANDMARKS), "names": list(NOW_NAMES), "points": _lists(now)},
+        "reprojection_error_px": {"per_view": _lists(err), "mean": float(err.mean()) if n else None},
+        "timings_s": {k: float(v) for k, v in rec.timings.items()},
+    }
+    with atomic_path(d / "params.json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
+
+
+def _write_landmarks(d: Path, rec, stems, with_overlays: bool) -> None:
+    det, fit = _np(rec.detected_landmarks), _np(rec.fitted_landmarks)
+    err = np.asarray(rec.reprojection_error_px, np.float64)
+    views = [{"name": str(rec.names[i]), "image": Path(str(rec.names[i])).name, "stem": stems[i],
+              "detected": det[i].tolist(), "fitted": fit[i].tolist(), "mean_error_px": float(err[i]),
+              "overlay": f"overlay_{stems[i]}.png" if with_overlays else None} for i in range(len(rec.names))]
+    doc = {"convention": "iBUG-68 points in original-photo pixels, pixel centres at integers (OpenCV)",
+           "mean_error_px": float(err.mean()) if len(err) else None, "views": views}
+    with atomic_path(d / "landmarks.json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
+
+
+def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None, photos=None,
+                         formats=FORMATS, report: bool = True, pivot=None, original_sizes=None,
+                         focal_factor: float = 50.0) -> Path:
+    """Write ``rec`` into ``out_dir`` (replaced atomically; see the module docstring for the layout).
+
+    Args:
+        posed_vertices: (N, V, 3) posed heads in the frame the weak-perspective cameras project.
+        photos: N (H, W, 3) uint8 RGB photos for the overlays (none are drawn without them).
+        formats: any of ``'obj'``, ``'ply'``, ``'glb'``.
+        report: write ``report.html``.
+        pivot: (3,) rotation centre of the views (the model's root joint) if no posed vertices.
+        original_sizes: N ``(H, W)`` of the original photos, when ``photos`` are downscaled copies.
+        focal_factor: the OpenCV focal length in crop sizes (larger = closer to orthographic).
+    Returns the output folder.
+    """
+    formats = tuple(formats)
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown mesh format(s) {sorted(unknown)}: choose from {', '.join(FORMATS)}")
+    n = len(rec.names)
+    if photos is not None and len(photos) != n:
+        raise ValueError(f"{len(photos)} photos for {n} views")
+    if original_sizes is None:
+        original_sizes = getattr(rec, "original_sizes", None) or None
+    cams = export_cameras(rec, posed_vertices, pivot, focal_factor)
+    stems = view_stems(rec.names)
+    model_version = getattr(rec, "model_version", None)
+    warnings = list(rec.warnings) + cams.warnings
+    faces = np.asarray(_np(rec.faces, np.int64))
+    with atomic_dir(out_dir) as tmp:
+        tmp = Path(tmp)
+        _write_meshes(tmp, rec, formats)
+        _write_params(tmp, rec, cams, stems, model_version)
+        overlays = []
+        if photos is not None:
+            pts = cam.project_weak(cams.posed, _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
+                                   _np(rec.crop_to_original))
+            for i, photo in enumerate(photos):
+                hw = np.asarray(photo).shape[:2]
+                ohw = original_sizes[i] if original_sizes else None
+                img = draw_overlay(photo, _to_photo(pts[i], hw, ohw), cams.posed[i], faces,
+                                   _to_photo(_np(rec.detected_landmarks)[i], hw, ohw),
+                                   _to_photo(_np(rec.fitted_landmarks)[i], hw, ohw))
+                fname = f"overlay_{stems[i]}.png"
+                save_png(tmp / fname, img)
+                overlays.append((str(rec.names[i]), fname, img))
+        _write_landmarks(tmp, rec, stems, photos is not None)
+        if report:
+            from .report import write_report
+
+            write_report(tmp / "report.html", rec, cams=cams, overlays=overlays, warnings=warnings,
+                         model_version=model_version, files=sorted(p.name for p in tmp.iterdir()) + ["report.html"])
+    return Path(out_dir)
