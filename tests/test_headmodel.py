@@ -162,3 +162,11 @@ def test_landmarks_only_path_matches_full_forward(data):
         assert torch.allclose(full.landmarks, fast.landmarks, atol=1e-10)
         assert torch.allclose(full.joints, fast.joints, atol=1e-10)
         assert fast.vertices.shape[1] < full.vertices.shape[1] or data.num_vertices <= 3 * 68
+
+
+def test_vertex_subset_matches_full_forward(data):
+    m = HeadModel(data, dtype=torch.float64)
+    shape, expr = torch.randn(2, 4, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    pose = torch.randn(2, 15, dtype=torch.float64) * 0.3
+    ids = torch.tensor([5, 0, 17, 33])
+    assert torch.allclose(m.vertex_subset(ids)(shape, expr, pose), m(shape, expr, pose).vertices[:, ids], atol=1e-10)

@@ -154,23 +154,28 @@ class MultiViewFitter:
             hist = history.setdefault(name, [])
             for it in range(iters):
                 cams = WeakPerspectiveCameras(params["log_s"].exp(), params["trans"])
-                out = self._forward(params["shape"], params["expr"], params["jaw"], params["rot"],
-                                    landmarks_only=name != "flow")
+                out = self._forward(params["shape"], params["expr"], params["jaw"], params["rot"], landmarks_only=True)
                 lmk2d = cams.project(out.landmarks, (S, S))[..., :2]
                 terms = self._landmark_terms(lmk2d, views, S)
                 if name != "pose" and "reg" not in cfg.disabled_losses:
                     sh = params["shape"] if self.fixed_shape is None else params["shape"] * 0
                     terms["reg"] = regularisation(sh, params["expr"], cfg.w_reg, cfg.w_reg_expression)
                 if name == "flow":
+                    pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(params["rot"])
                     if corr is None or it % cfg.flow_every == 0:
                         with torch.no_grad():
+                            full = model(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose).vertices
                             corr = build_flow_correspondences(
-                                out.vertices.detach(), model.faces, WeakPerspectiveCameras(cams.scale.detach(),
-                                                                                           cams.trans.detach()),
+                                full, model.faces, WeakPerspectiveCameras(cams.scale.detach(), cams.trans.detach()),
                                 views.images, views.landmarks, views.landmark_weights, self.face_region,
                                 mode=cfg.covisibility, flow_fn=self._flow_fn(), seed=cfg.seed + it)
                         mags.append(corr.flow_magnitude)
-                    terms["multiop"] = cfg.w_multiop * multiview_flow_loss(out.vertices, model.faces, cams, S, corr)
+                        # pose only the vertices the correspondences touch
+                        used, local = torch.unique(model.faces[corr.face_idx], return_inverse=True)
+                        subset = model.vertex_subset(used)
+                    verts = subset(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
+                    terms["multiop"] = cfg.w_multiop * multiview_flow_loss(
+                        verts, local, cams, S, replace(corr, face_idx=torch.arange(len(corr), device=dev)))
                 loss = sum(terms.values())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -123,6 +123,10 @@ class HeadModel(nn.Module):
     def has_uvs(self) -> bool:
         return self.vt is not None
 
+    def vertex_subset(self, vertex_ids: torch.Tensor) -> "VertexSubset":
+        """A callable that poses only ``vertex_ids`` (same result as ``forward(...).vertices[:, ids]``)."""
+        return VertexSubset(self, vertex_ids)
+
     # ----------------------------------------------------------------- forward
     def pose_to_matrices(self, pose: torch.Tensor, pose_repr: str = "axis_angle") -> torch.Tensor:
         B = pose.shape[0]
@@ -174,3 +178,29 @@ class HeadModel(nn.Module):
         if self.mp_lmk_faces_idx is not None and not landmarks_only:
             mp = vertices_to_landmarks(verts, faces, self.mp_lmk_faces_idx, self.mp_lmk_bary_coords)
         return HeadOutput(vertices=verts, landmarks=landmarks, joints=joints, mp_landmarks=mp)
+
+
+class VertexSubset:
+    """Pose a fixed subset of a :class:`HeadModel`'s vertices, with the bases gathered once.
+
+    Joints come from the model's precomputed joint directions, so the result is exact."""
+
+    def __init__(self, model: HeadModel, vertex_ids: torch.Tensor):
+        vid = vertex_ids.to(model.v_template.device, torch.long)
+        self.model, self.vertex_ids = model, vid
+        self.template = model.v_template[vid]
+        self.shapedirs = model.shapedirs[vid].contiguous()
+        self.weights = model.lbs_weights[vid].contiguous()
+        self.posedirs = None
+        if model.posedirs is not None:
+            cols = (vid[:, None] * 3 + torch.arange(3, device=vid.device)).reshape(-1)
+            self.posedirs = model.posedirs[:, cols].contiguous()
+
+    def __call__(self, shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor,
+                 pose_repr: str = "axis_angle") -> torch.Tensor:
+        m = self.model
+        rot = m.pose_to_matrices(pose, pose_repr).to(m.v_template.dtype)
+        coeffs = torch.cat([shape, expression], dim=1).to(m.v_template.dtype)
+        verts, _ = lbs(coeffs, rot, self.template, self.shapedirs, self.posedirs, (m._J_template, m._J_dirs),
+                       m.parents, self.weights)
+        return verts
