@@ -291,3 +291,23 @@ def test_build_report_without_cameras(record):
     rec, *_ = record
     page = build_report(rec)
     assert "<canvas" in page and "Overlays" not in page
+
+
+def test_permissions_nan_landmarks_and_model_version(tmp_path, record):
+    import dataclasses
+    import os
+    import stat
+    rec, posed, photos, _ = record
+    det = rec.detected_landmarks.copy()
+    det[1, 5] = np.nan  # an undetected point
+    rec2 = dataclasses.replace(rec, detected_landmarks=det)
+    out = write_reconstruction(rec2, tmp_path / "out", posed_vertices=posed, photos=photos, model_version="2.0")
+    old = os.umask(0o022)
+    os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~old
+    assert stat.S_IMODE((out / "mesh.obj").stat().st_mode) == 0o666 & ~old
+    doc = json.loads((out / "landmarks.json").read_text())  # strict JSON: NaN became null
+    assert doc["views"][1]["detected"][5] == [None, None] and doc["views"][1]["mean_error_px"] is None
+    params = json.loads((out / "params.json").read_text())
+    assert params["model"] == {"name": "synthetic", "version": "2.0"}
+    assert "synthetic (2.0)" in (out / "report.html").read_text()

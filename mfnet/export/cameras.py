@@ -126,7 +126,7 @@ def estimate_pivot(landmarks3d: np.ndarray, fitted_2d: np.ndarray, R_view: np.nd
     for i in range(len(R_view)):
         # d(x_orig)/d(pivot) = M_i @ diag(s h, -s h) @ (I - R_v)[:2]
         J = A[i, :, :2] @ np.diag([s[i] * h, -s[i] * h]) @ (np.eye(3) - R_view[i])[:2]
-        r = (target[i] - base[i]).mean(0)  # the pivot moves all points of a view alike
+        r = np.nanmean(target[i] - base[i], 0) if np.isfinite(target[i]).any() else np.zeros(2)  # uniform shift
         rows.append(J)
         rhs.append(r)
     J, r = np.concatenate(rows), np.concatenate(rhs)
@@ -136,7 +136,8 @@ def estimate_pivot(landmarks3d: np.ndarray, fitted_2d: np.ndarray, R_view: np.nd
     pivot = np.linalg.solve(JtJ + lam * np.eye(3), J.T @ r + lam * prior)
     posed = posed_from_pivot(L, R_view, pivot)
     res = project_weak(posed, s, trans, crop_size, A) - target
-    return pivot, float(np.sqrt((res ** 2).sum(-1).mean()))
+    sq = (res ** 2).sum(-1)
+    return pivot, float(np.sqrt(np.nanmean(sq))) if np.isfinite(sq).any() else float("nan")
 
 
 def _rq2(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

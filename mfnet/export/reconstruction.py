@@ -141,7 +141,8 @@ def draw_overlay(photo: np.ndarray, points2d: np.ndarray, posed: np.ndarray, fac
     shading by ``|n_z|``; ``detected`` / ``fitted`` (68, 2) drawn green / red.
     Photos larger than ``max_side`` are downscaled first.
     """
-    img = np.ascontiguousarray(np.asarray(photo, np.uint8)[..., :3])
+    img = np.asarray(photo, np.uint8)
+    img = np.ascontiguousarray(np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3])
     k = 1.0
     if max(img.shape[:2]) > max_side:
         k = max_side / max(img.shape[:2])
@@ -167,8 +168,9 @@ def draw_overlay(photo: np.ndarray, points2d: np.ndarray, posed: np.ndarray, fac
     m = (mask > 0)[..., None]
     out = np.where(m, (1 - alpha) * img + alpha * layer, img).round().astype(np.uint8)
     lmk = [p for p in (detected, fitted) if p is not None]
-    span = max((np.ptp(sc(p), axis=0).max() for p in lmk), default=100.0)
-    r = max(2, int(round(0.01 * span)))
+    spans = [np.nanmax(p, 0) - np.nanmin(p, 0) for p in map(sc, lmk) if np.isfinite(p).any()]
+    span = max((float(np.max(d)) for d in spans), default=100.0)
+    r = max(2, int(round(0.01 * span))) if np.isfinite(span) else 2
     for p, color in ((sc(detected), (0, 220, 0)), (sc(fitted), (255, 30, 30))):
         if p is None:
             continue
@@ -205,6 +207,41 @@ def _write_meshes(d: Path, rec, formats) -> list[str]:
 
 def _lists(a):
     return None if a is None else np.asarray(a, np.float64).tolist()
+
+
+def _clean(x):
+    """JSON-safe copy: non-finite floats become null (strict JSON has no NaN / Infinity)."""
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _dump_json(path: Path, doc) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_clean(doc), indent=1, allow_nan=False))
+
+
+def _umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def _relax_permissions(folder: Path) -> None:
+    """Temporary files/folders are created private (0600/0700); give the outputs the usual umask modes."""
+    mask = _umask()
+    for p in folder.iterdir():
+        if p.is_file():
+            os.chmod(p, 0o666 & ~mask)
+    os.chmod(folder, 0o777 & ~mask)
 
 
 def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> None:
@@ -264,8 +301,7 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
         "reprojection_error_px": {"per_view": _lists(err), "mean": float(err.mean()) if n else None},
         "timings_s": {k: float(v) for k, v in rec.timings.items()},
     }
-    with atomic_path(d / "params.json") as tmp:
-        tmp.write_text(json.dumps(doc, indent=1))
+    _dump_json(d / "params.json", doc)
 
 
 def _write_landmarks(d: Path, rec, stems, with_overlays: bool) -> None:
@@ -276,13 +312,12 @@ def _write_landmarks(d: Path, rec, stems, with_overlays: bool) -> None:
               "overlay": f"overlay_{stems[i]}.png" if with_overlays else None} for i in range(len(rec.names))]
     doc = {"convention": "iBUG-68 points in original-photo pixels, pixel centres at integers (OpenCV)",
            "mean_error_px": float(err.mean()) if len(err) else None, "views": views}
-    with atomic_path(d / "landmarks.json") as tmp:
-        tmp.write_text(json.dumps(doc, indent=1))
+    _dump_json(d / "landmarks.json", doc)
 
 
 def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None, photos=None,
                          formats=FORMATS, report: bool = True, pivot=None, original_sizes=None,
-                         focal_factor: float = 50.0) -> Path:
+                         model_version: str | None = None, focal_factor: float = 50.0) -> Path:
     """Write ``rec`` into ``out_dir`` (replaced atomically; see the module docstring for the layout).
 
     Args:
@@ -291,7 +326,9 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
         formats: any of ``'obj'``, ``'ply'``, ``'glb'``.
         report: write ``report.html``.
         pivot: (3,) rotation centre of the views (the model's root joint) if no posed vertices.
-        original_sizes: N ``(H, W)`` of the original photos, when ``photos`` are downscaled copies.
+        original_sizes: N ``(H, W)`` of the original photos, when ``photos`` are downscaled copies
+            (default: ``rec.original_sizes`` if present, else the photos are taken as the originals).
+        model_version: recorded in params and report (default: ``rec.model_version`` if present).
         focal_factor: the OpenCV focal length in crop sizes (larger = closer to orthographic).
     Returns the output folder.
     """
@@ -306,7 +343,7 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
         original_sizes = getattr(rec, "original_sizes", None) or None
     cams = export_cameras(rec, posed_vertices, pivot, focal_factor)
     stems = view_stems(rec.names)
-    model_version = getattr(rec, "model_version", None)
+    model_version = model_version or getattr(rec, "model_version", None)
     warnings = list(rec.warnings) + cams.warnings
     faces = np.asarray(_np(rec.faces, np.int64))
     with atomic_dir(out_dir) as tmp:
@@ -332,4 +369,5 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
 
             write_report(tmp / "report.html", rec, cams=cams, overlays=overlays, warnings=warnings,
                          model_version=model_version, files=sorted(p.name for p in tmp.iterdir()) + ["report.html"])
+        _relax_permissions(tmp)
     return Path(out_dir)
