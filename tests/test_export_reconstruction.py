@@ -311,3 +311,25 @@ def test_permissions_nan_landmarks_and_model_version(tmp_path, record):
     params = json.loads((out / "params.json").read_text())
     assert params["model"] == {"name": "synthetic", "version": "2.0"}
     assert "synthetic (2.0)" in (out / "report.html").read_text()
+
+
+def test_overlay_agrees_with_renderer_warped_back(record):
+    """Pixel conventions: the overlay silhouette equals the crop render mapped by crop_to_original."""
+    from mfnet.export.reconstruction import export_cameras
+    from mfnet.render import Renderer
+    rec, posed, photos, _ = record
+    cams = export_cameras(rec, posed)
+    pts = project_weak(cams.posed, rec.views.scale.numpy(), rec.views.trans.numpy(), CROP, rec.crop_to_original)
+    with torch.no_grad():
+        mask = Renderer(CROP).render(torch.as_tensor(posed), torch.as_tensor(rec.faces),
+                                     rec.views.cameras()).mask[:, 0].numpy()
+    h, w = photos[0].shape[:2]
+    for i in range(3):
+        index_to_px = np.vstack([rec.crop_to_original[i], [0, 0, 1]]) @ np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+        ref = cv2.warpAffine(mask[i].astype(np.float32), index_to_px[:2], (w, h)) > 0.5
+        ov = draw_overlay(photos[i], pts[i], cams.posed[i], rec.faces)
+        got = (ov != photos[i]).any(-1)
+        got[:60, :150] = ref[:60, :150] = False  # the legend
+        assert (ref & got).sum() / (ref | got).sum() > 0.93
+        cy, cx = (np.mean(np.nonzero(b), axis=1) for b in (ref, got))
+        assert np.abs(cy - cx).max() < 0.75  # a half-crop-pixel slip would be 1.2-2 px here

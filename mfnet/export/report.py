@@ -63,8 +63,8 @@ cv.addEventListener('pointermove',function(e){if(!drag)return;yaw+=(e.clientX-dr
  pitch=Math.max(-1.5,Math.min(1.5,pitch+(e.clientY-drag[1])*0.01));drag=[e.clientX,e.clientY];req();});
 function up(){drag=null;cv.style.cursor='grab';}
 cv.addEventListener('pointerup',up);cv.addEventListener('pointercancel',up);
-cv.addEventListener('wheel',function(e){e.preventDefault();zoom=Math.max(0.3,Math.min(6,zoom*Math.exp(-e.deltaY*0.001)));
- req();},{passive:false});
+cv.addEventListener('wheel',function(e){e.preventDefault();
+ zoom=Math.max(0.3,Math.min(6,zoom*Math.exp(-e.deltaY*0.001)));req();},{passive:false});
 cv.addEventListener('dblclick',function(){yaw=0.35;pitch=0.1;zoom=1;req();});
 draw();
 })();"""
@@ -166,13 +166,15 @@ def build_report(rec, *, cams=None, overlays=(), warnings=(), model_version=None
              f"{len(verts)} vertices, {len(faces)} faces · crop {int(rec.crop_size)} px · mean landmark "
              f"reprojection error <b>{err.mean() if n else float('nan'):.2f} px</b></p>"]
     rows = [(rec.names[i], f"{err[i]:.2f}", *(f"{a:.1f}" for a in ypr[i]), f"{scale[i]:.3f}") for i in range(n)]
-    parts.append("<h2>Views</h2>" + _table(("view", "reproj. error (px)", "yaw °", "pitch °", "roll °", "scale"), rows))
+    header = ("view", "reproj. error (px)", "yaw °", "pitch °", "roll °", "scale")
+    parts.append("<h2>Views</h2>" + _table(header, rows))
     if rec.timings:
         trows = [(k, f"{float(v):.2f}") for k, v in rec.timings.items()]
         trows.append(("total", f"{sum(float(v) for v in rec.timings.values()):.2f}"))
         parts.append("<h2>Timings</h2>" + _table(("stage", "seconds"), trows))
     if warnings:
-        parts.append("<h2>Warnings</h2><ul>" + "".join(f'<li class="warn">{e(str(w))}</li>' for w in warnings) + "</ul>")
+        items = "".join(f'<li class="warn">{e(str(w))}</li>' for w in warnings)
+        parts.append(f"<h2>Warnings</h2><ul>{items}</ul>")
     if cams is not None:
         parts.append(f"<p><small>Posed heads: {e(cams.posed_source)}.</small></p>")
     if overlays:
