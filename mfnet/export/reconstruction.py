@@ -96,7 +96,8 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
             piv, rms_px = cam.estimate_pivot(_np(rec.landmarks3d), _np(rec.fitted_landmarks), R_view,
                                              _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
                                              _np(rec.crop_to_original), centroid)
-            face_px = float(np.ptp(_np(rec.fitted_landmarks), axis=1).max()) if n else 1.0
+            fl = _np(rec.fitted_landmarks)
+            face_px = float(np.nanmax(np.nanmax(fl, 1) - np.nanmin(fl, 1))) if np.isfinite(fl).any() else 1.0
             source = "rotation about a pivot estimated from the fitted landmarks"
             if not np.isfinite(rms_px) or rms_px > 0.05 * max(face_px, 1.0):
                 piv, source = centroid, "rotation about the mesh centroid (approximate)"
