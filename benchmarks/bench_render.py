@@ -89,7 +89,8 @@ def weak_setup(v: torch.Tensor, size: int):
 def persp_setup(v: torch.Tensor, size: int):
     half = float(v[:, 1].abs().max())
     dist = half / math.tan(math.radians(12.0)) / 0.85
-    eyes = torch.stack([yaw_matrix(d) @ torch.tensor([0.0, 0.0, dist]) for d in YAWS])
+    # orbiting the camera by -yaw shows the same head pose as yawing the head by +yaw
+    eyes = torch.stack([yaw_matrix(-d) @ torch.tensor([0.0, 0.0, dist]) for d in YAWS])
     R, t = look_at_opencv(eyes)
     cams = PerspectiveCameras(intrinsics_from_fov(24.0, size, batch=3), R, t)
     return v[None].expand(3, -1, -1).contiguous(), cams

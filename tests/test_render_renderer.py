@@ -103,3 +103,31 @@ def test_texture_render_and_gradients():
     out.image.sum().backward()
     assert tex.grad.abs().sum() > 0
     assert (out.image[:, :, ~out.mask[0, 0].bool()] == 0).all()
+
+
+def test_ict_head_renders_with_open_boundaries(ict_dir):
+    """The open ICT-FaceKit head (neck cut, eye and mouth holes) renders and gives a soft mask."""
+    obj = ict_dir / "generic_neutral_mesh.obj"
+    if not obj.exists():
+        pytest.skip("generic_neutral_mesh.obj not available")
+    verts, faces = [], []
+    for line in obj.read_text().splitlines():
+        if line.startswith("v "):
+            verts.append([float(x) for x in line.split()[1:4]])
+        elif line.startswith("f "):
+            idx = [int(t.split("/")[0]) - 1 for t in line.split()[1:]]
+            if max(idx) < 11248:
+                faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
+    v = torch.tensor(verts[:11248]) * 0.01
+    v = (v - (v.amax(0) + v.amin(0)) / 2)[None]
+    f = torch.tensor(faces)
+    cams = WeakPerspectiveCameras(torch.tensor([5.0]), torch.zeros(1, 2))
+    v.requires_grad_(True)
+    out = Renderer(64).render(v, f, cams, sh_coeffs=torch.tensor([[3.0, 0, 1.0] + [0.0] * 6]).T[None].expand(1, 9, 3), soft_mask=True)
+    m = out.mask[0, 0].bool()
+    assert 0.2 < m.float().mean() < 0.8
+    assert (out.image[0][:, m] > 0).all()  # lit from the front: all visible pixels are bright
+    s = out.soft_mask[0, 0]
+    assert ((s > 0.05) & ~m).sum() > 0.5 * (m.sum() ** 0.5)  # a soft rim all around the head
+    (out.image.sum() + out.soft_mask.sum()).backward()
+    assert torch.isfinite(v.grad).all() and v.grad.abs().sum() > 0

@@ -4,27 +4,30 @@ Input vertices are already in screen space (``x_px, y_px, depth``; see
 :mod:`mfnet.render.cameras`): pixel (i, j) is sampled at its centre
 (x=j+0.5, y=i+0.5) and a smaller depth is closer.
 
-Algorithm (no Python loop over faces or pixels):
+Algorithm (no Python loop over faces or pixels; a scanline z-buffer):
 
-1. Per face (without autograd): screen bounding box -> range of pixel centres
-   it may cover; faces that are degenerate (zero area), off-screen, not finite,
-   behind the camera (perspective), or back-facing (when culling) get no
-   candidates.
-2. All (face, pixel) candidate pairs are enumerated at once with
-   ``repeat_interleave`` / ``arange`` over the bounding boxes.
-3. Edge functions decide coverage.  Each edge is evaluated from its
-   lower-vertex-index endpoint so that the two faces sharing an edge compute
-   bit-identical values of opposite sign; pixel centres lying exactly on an
-   edge use a top-left style tie rule.  A mesh therefore covers each pixel
-   centre once (e.g. a quad split in two triangles never double-covers its
-   diagonal).
-4. Depth is interpolated (``1/z`` linearly when ``perspective_correct``) and
-   the nearest face per pixel is picked by ``scatter_reduce(amin)`` on an
-   int64 key ``(order-preserving float32 depth bits << 32) | face`` -- ties
-   go to the lower face index.
-5. For the winning (pixel, face) pairs only, barycentrics are recomputed with
-   autograd from ``screen_verts``: the visibility decision is piecewise
-   constant, the barycentrics/depth are differentiable.
+1. Per face (without autograd): faces that are off-screen, not finite, beyond
+   a +-16384 px guard band, behind the camera (perspective) or back-facing
+   (when culling) are dropped.  Screen x/y are snapped to a 1/256 px grid (as
+   GPUs do) and held in float64, so all edge-function values are exact
+   integers; zero-area faces (after snapping) are dropped.
+2. Level 1: all (face, row) pairs of the faces' row ranges are enumerated at
+   once (``repeat_interleave`` / ``arange``).  On a row each edge function is
+   linear in the column, so the exact span of covered pixel centres is the
+   intersection of three half-lines (exact floor/ceil divisions).  Pixel
+   centres lying exactly on an edge follow a top-left style tie rule, which
+   assigns them to exactly one of the two faces sharing the edge: a mesh
+   covers each pixel centre once, without cracks or double coverage.
+3. Level 2: the pixels of every span are enumerated; depth comes from the
+   face's screen-space depth plane (``1/z`` plane when
+   ``perspective_correct``) and the nearest face per pixel is picked by
+   ``scatter_reduce(amin)`` on an int64 key ``(order-preserving float32 depth
+   bits << 32) | face`` -- exact depth ties go to the lower face index.
+   Only covered pixels are ever materialised (no bounding-box candidates).
+4. For the winning (pixel, face) pairs only, barycentrics (and depth) are
+   recomputed from ``screen_verts`` with a fused autograd function: the
+   visibility decision is piecewise constant, barycentrics/depth are
+   differentiable.
 
 Front-facing convention: a face whose vertices are counter-clockwise seen from
 the camera (outward normal by the right-hand rule pointing at the camera) has

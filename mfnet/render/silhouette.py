@@ -68,18 +68,22 @@ def face_adjacency(faces: Tensor) -> Tensor:
     return nbr
 
 
+def _contour(area: Tensor, faces: Tensor, cull_backfaces: bool) -> Tensor:
+    front = area < 0
+    rendered = front if cull_backfaces else (area != 0)
+    nbr = face_adjacency(faces)
+    missing = nbr < 0
+    nfront = front[:, nbr.clamp(min=0)]  # (B,F,3)
+    flip = ~missing & (nfront != front[..., None])
+    contour = missing.unsqueeze(0) | (flip & front[..., None])
+    return rendered & contour.any(-1)
+
+
 def silhouette_faces(screen_verts: Tensor, faces: Tensor, cull_backfaces: bool = False) -> Tensor:
     """(B, F) bool mask of the faces owning a contour edge (see module doc)."""
     with torch.no_grad():
-        area = signed_areas(screen_verts.detach(), faces)
-        front = area < 0
-        rendered = front if cull_backfaces else (area != 0)
-        nbr = face_adjacency(faces)
-        missing = nbr < 0
-        nfront = front[:, nbr.clamp(min=0)]  # (B,F,3)
-        flip = ~missing & (nfront != front[..., None])
-        contour = missing.unsqueeze(0) | (flip & front[..., None])
-        return rendered & contour.any(-1)
+        faces = faces.to(device=screen_verts.device, dtype=torch.long)
+        return _contour(signed_areas(screen_verts.detach(), faces), faces, cull_backfaces)
 
 
 def soft_silhouette(
@@ -116,17 +120,20 @@ def soft_silhouette(
     dt = screen_verts.dtype
     with torch.no_grad():
         sv = screen_verts.detach()
+        F = faces.shape[0]
+        tri3 = sv.index_select(1, faces.reshape(-1)).view(B, F, 3, 3)
+        tri = tri3[..., :2]
+        e1, e2 = tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]
+        area = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
         if silhouette_faces_only:
-            sel = silhouette_faces(sv, faces, cull_backfaces)
+            sel = _contour(area, faces, cull_backfaces)
         else:
-            area = signed_areas(sv, faces)
             sel = (area < 0) if cull_backfaces else (area != 0)
         if perspective_correct:
-            sel &= (sv[:, faces, 2] > 0).all(-1)
-        tri = sv[:, faces, :2]  # (B,F,3,2)
-        sel &= torch.isfinite(tri).all(-1).all(-1)
+            sel &= tri3[..., 2].amin(-1) > 0
+        sel &= torch.isfinite(area)
         g = torch.nonzero(sel.reshape(-1)).squeeze(1)
-        t = tri.reshape(-1, 3, 2)[g]
+        t = tri.reshape(-1, 3, 2).index_select(0, g)
         lo = t.amin(1) - r
         hi = t.amax(1) + r
         j0 = torch.ceil(lo[:, 0] - 0.5).clamp(0, W)
