@@ -95,6 +95,7 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     fitted = _to_original(lmk2d, views.crop_to_original)
     detected = (np.stack([d.points for d in views.detections]).astype(np.float64) if views.detections
                 else _to_original(views.landmarks.cpu().numpy(), views.crop_to_original))
+    caught += _consistency_warnings(fitted, detected, views)
     texture = None
     if model.has_uvs:
         texture = _texture(model, views, posed.vertices, vp, cfg)
@@ -121,6 +122,27 @@ def _original_pixels(view) -> np.ndarray:
     import cv2
 
     return cv2.resize(view.image, (W, H), interpolation=cv2.INTER_LINEAR)
+
+
+def _consistency_warnings(fitted: np.ndarray, detected: np.ndarray, views: Views, ratio: float = 3.0,
+                          min_rel: float = 0.04) -> list[str]:
+    """Warn about views the shared head explains much worse than the others (another person in
+    that photo, or a bad detection): landmark error > ``ratio`` x the median of the other views and
+    > ``min_rel`` of the face size."""
+    if len(views) < 2:
+        return []
+    size = np.ptp(detected, axis=1).max(-1)  # (N,) face size in original pixels
+    rel = np.linalg.norm(fitted - detected, axis=-1).mean(-1) / np.maximum(size, 1e-6)
+    out = []
+    for i, r in enumerate(rel):
+        others = np.median(np.delete(rel, i))
+        if r > min_rel and r > ratio * others:
+            msg = (f"{views.names[i]}: the fitted head explains this view much worse than the others "
+                   f"(landmark error {100 * r:.1f}% of the face size vs {100 * others:.1f}%): is it the same "
+                   "person, and is the face detected correctly?")
+            warnings.warn(msg, stacklevel=3)
+            out.append(msg)
+    return out
 
 
 def _to_original(points: np.ndarray, crop_to_original: np.ndarray) -> np.ndarray:

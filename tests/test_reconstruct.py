@@ -1,0 +1,177 @@
+"""The optimisation path end to end: synthetic recovery, real photo, outputs and bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from mfnet.cli.main import main
+from mfnet.data.synthetic import render_subject
+from mfnet.evaluate.synthetic import vertex_error_mm
+from mfnet.fit.fitter import MultiViewFitter, get_config
+from mfnet.fit.views import views_from_arrays
+
+
+@pytest.fixture(scope="module")
+def model(ict_dir):
+    import os
+
+    os.environ["MFNET_ICT_DIR"] = str(ict_dir)
+    from mfnet.headmodel import load_head_model
+
+    return load_head_model()
+
+
+@pytest.fixture(scope="module")
+def astronaut_path(tmp_path_factory):
+    p = tmp_path_factory.mktemp("photos") / "astronaut.png"
+    Image.fromarray(skdata.astronaut()).save(p)
+    return p
+
+
+def _fit_error(model, subj, preset, **kw):
+    views = views_from_arrays(subj.images, subj.landmarks2d)
+    res = MultiViewFitter(model, get_config(preset, **kw), progress=False).fit(views)
+    out = model(res.head.shape[None], res.head.expression[None], res.head.pose(torch.zeros(1, 3)))
+    gt = model(subj.shape[None], subj.expression[None], subj.pose[None])
+    face = model.masks["face"].numpy()
+    return vertex_error_mm(out.vertices[0].numpy(), gt.vertices[0].numpy(), out.landmarks[0].numpy(),
+                           gt.landmarks[0].numpy(), face).mean_mm, res
+
+
+def test_synthetic_recovery_beats_mean_head(model):
+    """Known parameters -> render -> fit from exact landmarks: the error must fall well below the
+    error of the mean head (the starting point)."""
+    errs, base = [], []
+    face = model.masks["face"].numpy()
+    for seed in range(2):
+        subj = render_subject(model, (-45.0, 0.0, 45.0), image_size=192, seed=seed)
+        err, res = _fit_error(model, subj, "fast")
+        errs.append(err)
+        gt = model(subj.shape[None], subj.expression[None], subj.pose[None])
+        mean = model()
+        base.append(vertex_error_mm(mean.vertices[0].numpy(), gt.vertices[0].numpy(), mean.landmarks[0].numpy(),
+                                    gt.landmarks[0].numpy(), face).mean_mm)
+        assert res.history["shape"][-1] < 0.5 * res.history["shape"][0]  # the loss really fell
+    assert np.mean(errs) < 0.75 * np.mean(base), (errs, base)
+    assert np.mean(errs) < 3.0
+
+
+def test_flow_stage_runs_and_reports_flow(model):
+    subj = render_subject(model, (-30.0, 0.0, 30.0), image_size=160, seed=5)
+    _, res = _fit_error(model, subj, "fast", iters_flow=10, flow_every=5)
+    assert len(res.flow_magnitude) == 2 and all(np.isfinite(res.flow_magnitude))
+    assert res.flow_magnitude[0] < 5.0  # px: the fit is already close, flows are small
+
+
+def test_reconstruct_astronaut_writes_everything(model, astronaut_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(astronaut_path), "--out", str(out), "--preset", "fast", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    names = {p.name for p in out.iterdir()}
+    for f in ("mesh.obj", "mesh.mtl", "texture.png", "mesh.ply", "mesh.glb", "params.npz", "params.json",
+              "landmarks.json", "report.html", "overlay_astronaut.png"):
+        assert f in names, f
+    lm = json.loads((out / "landmarks.json").read_text())
+    det = np.array(lm["views"][0]["detected"]) if "views" in lm else None
+    assert det is None or det.shape == (68, 2)
+    face = float(np.ptp(det, axis=0).max()) if det is not None else 200.0
+    assert summary["reprojection_error_px"][0] < 0.04 * face  # the fitted head sits on the face
+
+
+def test_identity_is_kept_fixed(model, astronaut_path, tmp_path):
+    import mfnet
+
+    img = skdata.astronaut()
+    first = mfnet.reconstruct([img], model=model, preset="fast", progress=False)
+    np.savez(tmp_path / "params.npz", shape=first.head.shape.numpy())
+    second = mfnet.reconstruct([img[:, ::-1].copy()], model=model, preset="fast", progress=False,
+                               identity=tmp_path / "params.npz")
+    assert torch.equal(second.head.shape, first.head.shape)
+
+
+def test_grayscale_rgba_and_two_faces(model, tmp_path):
+    import mfnet
+
+    img = skdata.astronaut()
+    gray = Image.fromarray(img).convert("L")
+    rgba = Image.fromarray(img).convert("RGBA")
+    gray.save(tmp_path / "gray.png")
+    rgba.save(tmp_path / "rgba.png")
+    rec = mfnet.reconstruct([tmp_path / "gray.png", tmp_path / "rgba.png"], model=model, preset="fast",
+                            progress=False)
+    assert len(rec.names) == 2
+    small = np.asarray(Image.fromarray(img).resize((410, 410)))  # a second face at 0.8x
+    two = np.full((512, 922, 3), 255, np.uint8)
+    two[:, 410:] = img  # the larger face on the right
+    two[51:461, :410] = small
+    with pytest.warns(UserWarning, match="faces found"):
+        rec = mfnet.reconstruct([two], model=model, preset="fast", progress=False)
+    assert rec.detected_landmarks[0][:, 0].min() > 410  # the larger face was used
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("missing", "not found"),
+    ("corrupt", "cannot read"),
+    ("text", "cannot read"),
+    ("tiny", "64"),
+    ("blank", "no face found"),
+])
+def test_bad_input_gives_one_clear_error(kind, needle, model, tmp_path, capsys):
+    p = tmp_path / f"{kind}.jpg"
+    if kind == "corrupt":
+        p.write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
+    elif kind == "text":
+        p.write_text("hello, not an image")
+    elif kind == "tiny":
+        Image.fromarray(skdata.astronaut()).resize((32, 32)).save(p)
+    elif kind == "blank":
+        Image.fromarray(np.full((300, 300, 3), 200, np.uint8)).save(p)
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(p), "--out", str(out), "--preset", "fast", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err.lower() and str(p.name) in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_faceless_view_is_dropped_with_a_warning(model, astronaut_path, tmp_path):
+    import mfnet
+
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((300, 300, 3), 200, np.uint8)).save(blank)
+    with pytest.warns(UserWarning, match="no face found"):
+        rec = mfnet.reconstruct([astronaut_path, blank], model=model, preset="fast", progress=False)
+    assert rec.names == [str(astronaut_path)]
+
+
+def test_mixed_people_warning(model):
+    """Two different synthetic people: one head cannot explain both."""
+    import mfnet
+    from mfnet.data.synthetic import to_uint8
+
+    a = render_subject(model, (0.0,), image_size=384, seed=1, shape_scale=2.5)
+    b = render_subject(model, (0.0,), image_size=384, seed=2, shape_scale=2.5)
+    c = render_subject(model, (5.0,), image_size=384, seed=1, shape_scale=2.5)
+    imgs = [to_uint8(a.images)[0], to_uint8(c.images)[0], to_uint8(b.images)[0]]
+    rec = mfnet.reconstruct(imgs, model=model, preset="fast", progress=False)
+    same = mfnet.reconstruct(imgs[:2], model=model, preset="fast", progress=False)
+    err_mixed = rec.reprojection_error_px
+    assert err_mixed[2] > err_mixed[:2].max()  # the odd one out fits worst
+    assert not any("same person" in w for w in same.warnings)
+
+
+def test_batch_mode_skips_bad_subjects(model, astronaut_path, tmp_path, capsys):
+    root = tmp_path / "subjects"
+    (root / "good").mkdir(parents=True)
+    (root / "bad").mkdir()
+    Image.open(astronaut_path).save(root / "good" / "front.png")
+    Image.fromarray(np.full((300, 300, 3), 200, np.uint8)).save(root / "bad" / "front.png")
+    out = tmp_path / "batch"
+    assert main(["reconstruct", "--batch", str(root), "--out", str(out), "--preset", "fast", "--no-report"]) == 0
+    text = capsys.readouterr()
+    assert "1/2 subjects reconstructed" in text.out and "bad" in text.err
+    assert (out / "good" / "mesh.obj").exists() and not (out / "bad").exists()
