@@ -3,7 +3,7 @@
 * ``'deca'``: a DECA ``deca_model.tar`` — the paper (§4.1) imports part of DECA's coarse encoder
   ``E_flame`` into its ResNet-50. Keys ``E_flame['encoder.<name>']`` are copied to
   ``net.encoder.<name>`` wherever the name exists and the shapes match (so a ResNet-50 MFNet takes
-  the whole backbone; smaller backbones take whatever fits). DECA's regression layers predict a
+  the whole backbone; a file for another ResNet, of which less than half the tensors fit, is refused). DECA's regression layers predict a
   different parameter layout and are not used.
 * ``'imagenet'``: a torchvision ResNet state dict (e.g. ``resnet50-0676ba61.pth``), with or without
   a ``module.`` / ``encoder.`` prefix; the classifier ``fc`` is skipped.
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +47,7 @@ def _read(path: str | os.PathLike, what: str) -> dict:
         raise InitWeightsError(f"{p}: no such {what} file; give the path of the file you downloaded")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+    except Exception as exc:  # torch.load raises many types on a bad file (UnpicklingError, KeyError, ...)
         raise InitWeightsError(f"{p}: not a readable PyTorch weight file ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:120]}); re-download the {what}") from None
     if not isinstance(obj, dict):
@@ -71,9 +69,10 @@ def _copy_matching(net, source: dict[str, torch.Tensor], report: InitReport) -> 
         else:
             new[key] = tensor.to(target[key].dtype)
             report.loaded.append(key)
-    if not new:
-        raise InitWeightsError(f"{report.path}: none of its tensors fit this {net.config['backbone']} backbone "
-                               f"({len(report.skipped)} skipped); use a file for the same ResNet")
+    if not new or len(new) < len(source) / 2:
+        raise InitWeightsError(f"{report.path}: only {len(new)} of its {len(source)} backbone tensors fit this "
+                               f"{net.config['backbone']} backbone; it was made for another ResNet: use the matching "
+                               f"backbone (DECA's E_flame is a resnet50)")
     net.encoder.load_state_dict(new, strict=False)
     report.missing = sorted(set(target) - set(new))
     return report
