@@ -73,6 +73,7 @@ class Fragments:
         bary_packed: (M, 3) their barycentric weights at the pixel centre
             (perspective-corrected if requested), differentiable w.r.t. the
             screen vertices.
+        depth_packed: (M,) their depth (the zbuf values), differentiable.
     Properties:
         bary: (B, H, W, 3) dense barycentrics (0 on background), built lazily.
         mask: (B, H, W) bool coverage.
@@ -83,6 +84,7 @@ class Fragments:
     pix_idx: Tensor
     face_idx: Tensor
     bary_packed: Tensor
+    depth_packed: Tensor | None = None
     _bary: Tensor | None = field(default=None, repr=False)
 
     @property
@@ -325,7 +327,7 @@ def rasterize(
     pix_to_face[pix] = face
     zbuf = screen_verts.new_full((n,), float("inf"))
     zbuf.index_put_((pix,), depth)
-    return Fragments(pix_to_face.view(B, H, W), zbuf.view(B, H, W), pix, face, bary)
+    return Fragments(pix_to_face.view(B, H, W), zbuf.view(B, H, W), pix, face, bary, depth)
 
 
 def _corner_vertex_ids(fragments: Fragments, faces: Tensor, n_verts: int, batched: bool) -> Tensor:

@@ -97,7 +97,7 @@ class Renderer:
         vals = interpolate_packed(frags, torch.cat(attrs, -1), faces)
         normals = vals[:, :3]
         normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        depth = frags.zbuf.reshape(-1)[pix][:, None]
+        depth = (frags.depth_packed if frags.depth_packed is not None else frags.zbuf.reshape(-1)[pix])[:, None]
 
         if texture is not None:
             if vt is None or ft is None:

@@ -77,16 +77,16 @@ def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
 
 def sh_basis(normals: Tensor, lambertian: bool = False) -> Tensor:
     """(..., 3) unit normals -> (..., 9) SH basis values (see module docstring)."""
-    x, y, z = normals.unbind(-1)
-    one = torch.ones_like(x)
-    h = torch.stack(
-        (one, y, z, x, x * y, y * z, 3.0 * z * z - 1.0, x * z, x * x - y * y),
-        dim=-1,
-    )
     c = SH_CONSTANTS
     if lambertian:
         c = tuple(a * b for a, b in zip(c, _LAMBERT))
-    return h * torch.tensor(c, dtype=normals.dtype, device=normals.device)
+    x, y, z = normals.unbind(-1)
+    cx, cy, cz = c[3] * x, c[1] * y, c[2] * z
+    h = (
+        torch.full_like(x, c[0]), cy, cz, cx,
+        (c[4] * x) * y, (c[5] * y) * z, (3.0 * c[6]) * (z * z) - c[6], (c[7] * x) * z, c[8] * (x * x - y * y),
+    )
+    return torch.stack(h, dim=-1)
 
 
 def sh_shading(normals: Tensor, coeffs: Tensor, lambertian: bool = False) -> Tensor:
