@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["pixel_barycentrics", "blend"]
+__all__ = ["pixel_barycentrics", "blend", "blend_cm"]
 
 
 class _PixelBary(torch.autograd.Function):
@@ -120,3 +120,36 @@ class _Blend(torch.autograd.Function):
 def blend(bary: Tensor, flat: Tensor, idx: Tensor) -> Tensor:
     """``sum_k bary[:, k] * flat[idx[k]]`` -> (M, C) with ``idx`` (3, M); differentiable w.r.t. bary and flat."""
     return _Blend.apply(bary, flat, idx)
+
+
+class _BlendCM(torch.autograd.Function):
+    """Channel-major blend: flat (C, N), idx (3, M) -> (C, M)."""
+
+    @staticmethod
+    def forward(ctx, bary: Tensor, flat: Tensor, idx: Tensor):
+        b = bary.to(flat.dtype).t().contiguous()  # (3, M)
+        a = [flat.index_select(1, idx[k]) for k in range(3)]
+        out = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+        ctx.n = flat.shape[1]
+        ctx.bdtype = bary.dtype
+        ctx.save_for_backward(b, idx, *a)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        b, idx, *a = ctx.saved_tensors
+        g = g.contiguous()
+        gb = gflat = None
+        if ctx.needs_input_grad[0]:
+            gb = torch.stack([(g * a[k]).sum(0) for k in range(3)], 1).to(ctx.bdtype)
+        if ctx.needs_input_grad[1]:
+            gflat = g.new_zeros(g.shape[0], ctx.n)
+            for k in range(3):
+                gflat.index_add_(1, idx[k], g * b[k])
+        return gb, gflat, None
+
+
+def blend_cm(bary: Tensor, flat: Tensor, idx: Tensor) -> Tensor:
+    """Channel-major ``sum_k bary[:, k] * flat[:, idx[k]]``: flat (C, N) -> (C, M)."""
+    return _BlendCM.apply(bary, flat, idx)

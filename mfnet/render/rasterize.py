@@ -107,6 +107,18 @@ class Fragments:
         """(pix_idx (M,), face_idx (M,), bary (M, 3)) for covered pixels."""
         return self.pix_idx, self.face_idx, self.bary_packed
 
+    def scatter_cm(self, values: Tensor, fill: float = 0.0) -> Tensor:
+        """Channel-major packed values (C, M) -> dense (B, C, H, W), ``fill`` elsewhere.
+
+        Built with one ``index_copy`` along dim 1 of a (C, B*H*W) buffer; the
+        result is a channel-major *view* (each (H, W) plane contiguous; use
+        ``.contiguous()`` if a contiguous batch layout is needed).
+        """
+        B, H, W = self.pix_to_face.shape
+        C = values.shape[0]
+        full = values.new_full((C, B * H * W), fill).index_copy(1, self.pix_idx, values)
+        return full.view(C, B, H, W).permute(1, 0, 2, 3)
+
     def scatter(self, values: Tensor, fill: float = 0.0, channels_first: bool = False) -> Tensor:
         """Packed per-pixel values (M, C) -> dense (B, H, W, C), ``fill`` elsewhere.
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .rasterize import Fragments, _image_size, interpolate_face_attributes_packed, interpolate_packed, rasterize
-from .shading import sh_basis, vertex_normals
+from ._autograd import blend_cm
+from .rasterize import Fragments, _corner_vertex_ids, _image_size, interpolate_face_attributes_packed, rasterize
+from .shading import sh_basis, vertex_normals_cm
 from .silhouette import soft_silhouette
 from .texture import sample_texture
 
@@ -40,6 +41,15 @@ class RenderOutput:
     soft_mask: Tensor | None = None
     albedo: Tensor | None = None
     shading: Tensor | None = None
+
+
+def _norm_rows(v: Tensor) -> Tensor:
+    """(1, M) Euclidean norm over the 3 rows of a (3, M) tensor, clamped away from 0.
+
+    Written out because ``Tensor.norm(dim=0)`` on a (3, M) tensor is a slow
+    strided reduction on CPU.
+    """
+    return torch.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).clamp_min(1e-12)[None]
 
 
 class Renderer:
@@ -82,47 +92,55 @@ class Renderer:
         dense albedo and shading images.
         """
         H, W = self.image_size
-        B = verts.shape[0]
+        B, V = verts.shape[:2]
+        dt = verts.dtype
         faces = faces.to(device=verts.device, dtype=torch.long)
         screen = cameras.project(verts, (H, W))
         frags = rasterize(screen, faces, (H, W), self.cull_backfaces, cameras.perspective_correct)
         pix = frags.pix_idx
         bidx = torch.div(pix, H * W, rounding_mode="floor")
+        # covered pixels are sorted by batch index: [starts[b], ends[b]) per view
+        ends = torch.cumsum(torch.bincount(bidx, minlength=B), 0).tolist()
+        starts = [0] + ends[:-1]
 
-        # everything below works on the M covered pixels only ("packed")
-        attrs = [vertex_normals(verts, faces)]
+        # Everything below works on the M covered pixels only, channel-major
+        # (C, M): contiguous per-channel vectors are the fast path on CPU.
+        rows = [vertex_normals_cm(verts, faces)]  # (3, B*V)
         use_vc = texture is None and vertex_colors is not None
         if use_vc:
-            attrs.append(vertex_colors.to(verts.dtype).expand(B, -1, -1))
-        vals = interpolate_packed(frags, torch.cat(attrs, -1), faces)
-        normals = vals[:, :3]
-        normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        depth = (frags.depth_packed if frags.depth_packed is not None else frags.zbuf.reshape(-1)[pix])[:, None]
+            rows.append(vertex_colors.to(dt).expand(B, -1, -1).reshape(B * V, -1).t())
+        vals = blend_cm(frags.bary_packed, torch.cat(rows, 0), _corner_vertex_ids(frags, faces, V, True))
+        normals = vals[0:3]
+        normals = normals / _norm_rows(normals)
+        depth = frags.depth_packed[None]
 
         if texture is not None:
             if vt is None or ft is None:
                 raise ValueError("texture rendering needs vt and ft")
             vt = vt.to(verts)
             ft = ft.to(device=verts.device, dtype=torch.long)
-            uv = frags.scatter(interpolate_face_attributes_packed(frags, vt[ft][None]))
-            albedo = sample_texture(texture.to(verts.dtype), uv).reshape(-1, texture.shape[1])[pix]
+            uv = interpolate_face_attributes_packed(frags, vt[ft][None])  # (M, 2)
+            tex = texture.to(dt)
+            if tex.shape[0] == 1:
+                albedo = sample_texture(tex, uv[None, None])[0, 0].t()
+            else:
+                albedo = torch.cat(
+                    [sample_texture(tex[k : k + 1], uv[None, None, a:e])[0, 0].t() for k, (a, e) in enumerate(zip(starts, ends))], 1
+                )
         elif use_vc:
-            albedo = vals[:, 3:6]
+            albedo = vals[3:6]
         else:
             albedo = torch.ones_like(normals)
 
         shading = None
         colour = albedo
         if sh_coeffs is not None:
-            L = sh_coeffs.to(verts.dtype)  # (B,9,3)
-            Hk = sh_basis(normals)  # (M,9)
-            # covered pixels are sorted by batch index: one small matmul per view
-            ends = torch.cumsum(torch.bincount(bidx, minlength=B), 0).tolist()
-            starts = [0] + ends[:-1]
-            shading = torch.cat([Hk[a:e] @ L[b] for b, (a, e) in enumerate(zip(starts, ends))])
+            L = sh_coeffs.to(dt)  # (B,9,3)
+            Hk = sh_basis(normals, dim=0)  # (9, M)
+            shading = torch.cat([L[k].t() @ Hk[:, a:e] for k, (a, e) in enumerate(zip(starts, ends))], 1)
             colour = albedo * shading
-        image = frags.scatter(colour, channels_first=True)
-        m = frags.mask[:, None].to(verts.dtype)
+        image = frags.scatter_cm(colour)
+        m = frags.mask[:, None].to(dt)
         if background is not None:
             image = image + (1.0 - m) * background.to(image)
         soft = None
@@ -134,10 +152,10 @@ class Renderer:
         return RenderOutput(
             image=image,
             mask=m,
-            normals=frags.scatter(normals, channels_first=True),
-            depth=frags.scatter(depth, channels_first=True),
+            normals=frags.scatter_cm(normals),
+            depth=frags.scatter_cm(depth),
             fragments=frags,
             soft_mask=soft,
-            albedo=frags.scatter(albedo, channels_first=True) if extras else None,
-            shading=frags.scatter(shading, channels_first=True) if extras and shading is not None else None,
+            albedo=frags.scatter_cm(albedo) if extras else None,
+            shading=frags.scatter_cm(shading) if extras and shading is not None else None,
         )

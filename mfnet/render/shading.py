@@ -29,7 +29,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["face_normals", "vertex_normals", "sh_basis", "sh_shading", "SH_CONSTANTS"]
+__all__ = ["face_normals", "vertex_normals", "vertex_normals_cm", "sh_basis", "sh_shading", "SH_CONSTANTS"]
 
 _C0 = 1.0 / math.sqrt(4 * math.pi)
 _C1 = math.sqrt(3.0 / (4 * math.pi))
@@ -58,8 +58,16 @@ def face_normals(verts: Tensor, faces: Tensor, normalize: bool = True) -> Tensor
 def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
     """(B, V, 3) unit vertex normals: area-weighted sum of incident face normals.
 
-    Vertices not used by any face get a zero normal.  Accumulation runs in a
-    coordinate-major (3, B*V) layout (``index_add_`` along dim 1), which is
+    Vertices not used by any face get a zero normal.
+    """
+    B, V, _ = verts.shape
+    return vertex_normals_cm(verts, faces).view(3, B, V).permute(1, 2, 0)
+
+
+def vertex_normals_cm(verts: Tensor, faces: Tensor) -> Tensor:
+    """Unit vertex normals in a coordinate-major (3, B*V) layout.
+
+    Accumulation uses ``index_add`` along dim 1 of a (3, B*V) tensor, which is
     the fast path on CPU.
     """
     B, V, _ = verts.shape
@@ -71,22 +79,23 @@ def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
     acc = verts.new_zeros(3, B * V)
     for k in range(3):
         acc = acc.index_add(1, (faces[:, k][None] + off).reshape(-1), fnT)
-    vn = acc.view(3, B, V).permute(1, 2, 0)
-    return vn / vn.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    # written out: Tensor.norm(dim=0) of a (3, N) tensor is a slow strided reduction on CPU
+    return acc / torch.sqrt(acc[0] * acc[0] + acc[1] * acc[1] + acc[2] * acc[2]).clamp_min(1e-12)[None]
 
 
-def sh_basis(normals: Tensor, lambertian: bool = False) -> Tensor:
-    """(..., 3) unit normals -> (..., 9) SH basis values (see module docstring)."""
+def sh_basis(normals: Tensor, lambertian: bool = False, dim: int = -1) -> Tensor:
+    """Unit normals with x, y, z along ``dim`` (default: last, (..., 3)) ->
+    the 9 SH basis values along the same dim ((..., 9); see module docstring)."""
     c = SH_CONSTANTS
     if lambertian:
         c = tuple(a * b for a, b in zip(c, _LAMBERT))
-    x, y, z = normals.unbind(-1)
+    x, y, z = normals.unbind(dim)
     cx, cy, cz = c[3] * x, c[1] * y, c[2] * z
     h = (
         torch.full_like(x, c[0]), cy, cz, cx,
         (c[4] * x) * y, (c[5] * y) * z, (3.0 * c[6]) * (z * z) - c[6], (c[7] * x) * z, c[8] * (x * x - y * y),
     )
-    return torch.stack(h, dim=-1)
+    return torch.stack(h, dim=dim)
 
 
 def sh_shading(normals: Tensor, coeffs: Tensor, lambertian: bool = False) -> Tensor:
