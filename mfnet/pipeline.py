@@ -66,6 +66,11 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     if not isinstance(model, HeadModel):
         model = load_head_model(model)
     model = model.to(dev)
+    if not model.use_landmark_embedding(backend):
+        log.info("%s has no landmark embedding calibrated for %s: using its own landmarks "
+                 "(run `mfnet models calibrate %s --backend %s` for better accuracy)", model.name, backend,
+                 model.name, backend)
+        model.use_landmark_embedding("static")
     timings["load_model"] = time.perf_counter() - t0
 
     t = time.perf_counter()

@@ -170,3 +170,22 @@ def test_vertex_subset_matches_full_forward(data):
     pose = torch.randn(2, 15, dtype=torch.float64) * 0.3
     ids = torch.tensor([5, 0, 17, 33])
     assert torch.allclose(m.vertex_subset(ids)(shape, expr, pose), m(shape, expr, pose).vertices[:, ids], atol=1e-10)
+
+
+def test_switch_landmark_embedding(tmp_path):
+    data = make_synthetic_model()
+    rng = np.random.default_rng(3)
+    b = rng.random((68, 3))
+    data.embeddings["mydetector"] = (rng.integers(0, data.num_faces, 68), (b / b.sum(1, keepdims=True)).astype(np.float32))
+    data = HeadModelData.load(data.save(tmp_path / "e.npz"))  # the embedding survives save/load
+    m = HeadModel(data, dtype=torch.float64)
+    shape = torch.randn(1, 4, dtype=torch.float64)
+    static = m(shape).landmarks
+    assert m.use_landmark_embedding("mydetector") and not m.use_landmark_embedding("other")
+    switched = m(shape)
+    f, bb = data.embeddings["mydetector"]
+    expect = (switched.vertices[0][torch.as_tensor(data.faces[f])] * torch.as_tensor(bb, dtype=torch.float64)[..., None]).sum(1)
+    assert torch.allclose(switched.landmarks[0], expect)
+    assert torch.allclose(m(shape, landmarks_only=True).landmarks, switched.landmarks)
+    m.use_landmark_embedding("static")
+    assert torch.allclose(m(shape).landmarks, static)

@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _convert_options(q)
     q.set_defaults(func=cmd_fetch)
 
+    q = msub.add_parser("calibrate", help="calibrate a model's 68 landmarks to a detector (renders + detects)")
+    q.add_argument("name", nargs="?", default=None, help="installed model name (default: ict-facekit)")
+    q.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dlib"])
+    q.set_defaults(func=cmd_calibrate)
+
     q = msub.add_parser("show", help="print counts and render a turntable PNG of a model")
     q.add_argument("name", nargs="?", default=None, help="model name or .npz path (default: ict-facekit)")
     q.add_argument("--out", help="turntable PNG path (default: ./<name>-turntable.png)")
@@ -121,6 +126,14 @@ def cmd_fetch(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from ..headmodel.registry import DEFAULT_MODEL, calibrate_model
+
+    path = calibrate_model(args.name or DEFAULT_MODEL, args.backend)
+    print(f"calibrated {args.backend} landmarks -> {path}")
+    return 0
+
+
 def cmd_show(args) -> int:
     from ..export.preview import render_turntable, save_png
     from ..headmodel.registry import load_head_model
@@ -137,6 +150,7 @@ def cmd_show(args) -> int:
     print(f"landmarks    68 static{' + dynamic contour' if model.has_dynamic_contour else ''}"
           f"{' + MediaPipe' if model.mp_lmk_faces_idx is not None else ''}")
     print(f"masks        {', '.join(sorted(model.masks)) or 'none'}")
+    print(f"embeddings   {', '.join(model.embeddings)}")
     out = Path(args.out or f"{model.name}-turntable.png")
     save_png(out, render_turntable(model, n_views=args.views, size=args.size))
     print(f"turntable    {out}")

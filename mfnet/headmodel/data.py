@@ -28,6 +28,8 @@ mp_lmk_indices     (M,) i64       which of the 478 MediaPipe points
 vt                 (T, 2) f32     optional UV coordinates in [0, 1], v up
 ft                 (F, 3) i64     optional UV index per face corner
 mask__<region>     (k,) i64       vertex indices of a named region
+emb__<name>__faces (68,) i64      optional extra 68-point embeddings, e.g. one
+emb__<name>__bary  (68, 3) f32    calibrated to a detector (see calibrate.py)
 meta               json str       name, version, source, license, units ...
 ================== ============== ===========================================
 
@@ -75,6 +77,7 @@ class HeadModelData:
     ft: np.ndarray | None = None
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    embeddings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -161,6 +164,9 @@ class HeadModelData:
                 need(self.ft.shape == self.faces.shape, f"ft must match faces {self.faces.shape}, got {self.ft.shape}")
                 if self.ft.size:
                     need(int(self.ft.max()) < self.vt.shape[0], "ft indexes vt out of range")
+        for name, (ef, eb) in self.embeddings.items():
+            need(ef.ndim == 1 and eb.shape == (ef.shape[0], 3) and (ef.size == 0 or int(ef.max()) < F),
+                 f"embedding '{name}' must be (L,) face indices < {F} and (L, 3) barycentrics")
         for name, idx in self.masks.items():
             need(idx.ndim == 1 and (idx.size == 0 or (int(idx.min()) >= 0 and int(idx.max()) < V)),
                  f"mask '{name}' must be vertex indices in [0, {V})")
@@ -196,11 +202,15 @@ class HeadModelData:
                 arrays[key] = np.asarray(value).astype(dtype)
         for name, idx in self.masks.items():
             arrays[f"mask__{name}"] = np.asarray(idx, dtype=np.int64)
+        for name, (ef, eb) in self.embeddings.items():
+            arrays[f"emb__{name}__faces"] = np.asarray(ef, dtype=np.int64)
+            arrays[f"emb__{name}__bary"] = np.asarray(eb, dtype=np.float32)
         meta = dict(self.meta)
         meta.setdefault("format_version", FORMAT_VERSION)
         meta.update(num_vertices=self.num_vertices, num_faces=self.num_faces, num_shape=self.num_shape,
                     num_expression=self.num_expression, has_uvs=self.vt is not None,
-                    has_dynamic_contour=self.dyn_lmk_faces_idx is not None, masks=sorted(self.masks))
+                    has_dynamic_contour=self.dyn_lmk_faces_idx is not None, masks=sorted(self.masks),
+                    embeddings=sorted(self.embeddings))
         arrays["meta"] = np.array(json.dumps(meta))
         return arrays
 
@@ -245,6 +255,9 @@ class HeadModelData:
             raise HeadModelError(f"{path}: not an mfnet head model, missing arrays: {', '.join(missing)}")
         meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
         masks = {k[len("mask__"):]: arrays.pop(k) for k in list(arrays) if k.startswith("mask__")}
-        known = set(cls.__dataclass_fields__) - {"masks", "meta"}
-        data = cls(**{k: v for k, v in arrays.items() if k in known}, masks=masks, meta=meta)
+        emb_names = {k.split("__")[1] for k in arrays if k.startswith("emb__")}
+        embeddings = {n: (arrays.pop(f"emb__{n}__faces"), arrays.pop(f"emb__{n}__bary")) for n in emb_names
+                      if f"emb__{n}__faces" in arrays and f"emb__{n}__bary" in arrays}
+        known = set(cls.__dataclass_fields__) - {"masks", "meta", "embeddings"}
+        data = cls(**{k: v for k, v in arrays.items() if k in known}, masks=masks, meta=meta, embeddings=embeddings)
         return data.validate(str(path))

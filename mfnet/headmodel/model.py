@@ -74,31 +74,55 @@ class HeadModel(nn.Module):
         self.register_buffer("vt", f(data.vt) if data.vt is not None else None)
         self.register_buffer("ft", i(data.ft) if data.ft is not None else None)
         self.masks = {k: torch.as_tensor(v.astype(np.int64)) for k, v in data.masks.items()}
+        self._data = data
+        self.embedding_name = "static"
         self._build_landmark_subset(data, dtype)
+
+    @property
+    def embeddings(self) -> list[str]:
+        return ["static", *sorted(self._data.embeddings)]
+
+    def use_landmark_embedding(self, name: str) -> bool:
+        """Switch the 68 landmarks to a detector-calibrated embedding (e.g. 'mediapipe') when the
+        model has one; 'static' restores the model's own. Returns whether ``name`` is in use."""
+        if name != "static" and name not in self._data.embeddings:
+            return False
+        if name == self.embedding_name:
+            return True
+        faces, bary = ((self._data.lmk_faces_idx, self._data.lmk_bary_coords) if name == "static"
+                       else self._data.embeddings[name])
+        dev, dt = self.v_template.device, self.v_template.dtype
+        self.lmk_faces_idx = torch.as_tensor(np.asarray(faces, np.int64), device=dev)
+        self.lmk_bary_coords = torch.as_tensor(np.asarray(bary), dtype=dt, device=dev)
+        from dataclasses import replace
+
+        self._build_landmark_subset(replace(self._data, lmk_faces_idx=np.asarray(faces), lmk_bary_coords=bary), dt)
+        self.embedding_name = name
+        return True
 
     def _build_landmark_subset(self, data: HeadModelData, dtype) -> None:
         """Vertices touched by the landmark embeddings, for a cheap landmarks-only forward."""
-        faces_used = [data.lmk_faces_idx.reshape(-1)]
+        dev = self.v_template.device
+        faces_used = [np.asarray(data.lmk_faces_idx).reshape(-1)]
         if data.dyn_lmk_faces_idx is not None:
             faces_used.append(data.dyn_lmk_faces_idx.reshape(-1))
-        ids, inverse = np.unique(data.faces[np.concatenate(faces_used)].reshape(-1), return_inverse=True)
+        ids = np.unique(data.faces[np.concatenate(faces_used)].reshape(-1))
         remap = np.full(data.num_vertices, -1, np.int64)
         remap[ids] = np.arange(len(ids))
-        self.register_buffer("_lmk_vids", torch.as_tensor(ids.astype(np.int64)), persistent=False)
-        self.register_buffer("_lmk_faces_remap", torch.as_tensor(remap[data.faces]), persistent=False)
+        vid = torch.as_tensor(ids.astype(np.int64), device=dev)
         Jt = data.J_regressor.astype(np.float64) @ data.v_template.astype(np.float64)
-        Jd = np.einsum("jv,vck->jck", data.J_regressor.astype(np.float64), self.shapedirs.double().numpy())
-        self.register_buffer("_J_template", torch.as_tensor(Jt, dtype=dtype), persistent=False)
-        self.register_buffer("_J_dirs", torch.as_tensor(Jd, dtype=dtype), persistent=False)
-        vid = self._lmk_vids
-        self.register_buffer("_lmk_template", self.v_template[vid].clone(), persistent=False)
-        self.register_buffer("_lmk_shapedirs", self.shapedirs[vid].contiguous(), persistent=False)
-        self.register_buffer("_lmk_weights", self.lbs_weights[vid].contiguous(), persistent=False)
+        Jd = np.einsum("jv,vck->jck", data.J_regressor.astype(np.float64), self.shapedirs.detach().double().cpu().numpy())
         posedirs = None
         if self.posedirs is not None:
-            cols = (vid[:, None] * 3 + torch.arange(3)).reshape(-1)
+            cols = (vid[:, None] * 3 + torch.arange(3, device=dev)).reshape(-1)
             posedirs = self.posedirs[:, cols].contiguous()
-        self.register_buffer("_lmk_posedirs", posedirs, persistent=False)
+        subset = {"_lmk_vids": vid, "_lmk_faces_remap": torch.as_tensor(remap[data.faces], device=dev),
+                  "_J_template": torch.as_tensor(Jt, dtype=dtype, device=dev),
+                  "_J_dirs": torch.as_tensor(Jd, dtype=dtype, device=dev),
+                  "_lmk_template": self.v_template[vid].clone(), "_lmk_shapedirs": self.shapedirs[vid].contiguous(),
+                  "_lmk_weights": self.lbs_weights[vid].contiguous(), "_lmk_posedirs": posedirs}
+        for name, value in subset.items():
+            self.register_buffer(name, value, persistent=False)
 
     # ----------------------------------------------------------------- loading
     @classmethod

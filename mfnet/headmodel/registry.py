@@ -60,11 +60,38 @@ def list_models() -> list[dict]:
     return out
 
 
-def install_ict(src: Path, name: str = DEFAULT_MODEL, **convert_kwargs) -> Path:
-    """Convert an ICT-FaceKit copy (repacked or original) and store it as ``name``."""
+def try_calibrate(data: HeadModelData, backend: str = "mediapipe") -> bool:
+    """Add a detector-calibrated landmark embedding; on failure log why and keep the model's own."""
+    from .calibrate import add_calibrated_embedding
+
+    log.info("calibrating %s landmarks on renders of %s (once, a few seconds)...", backend, data.name)
+    try:
+        add_calibrated_embedding(data, backend)
+        return True
+    except Exception as exc:  # detector missing or failing: the model still works with its own landmarks
+        log.warning("%s landmark calibration skipped (%s); the model's own landmarks will be used", backend, exc)
+        return False
+
+
+def calibrate_model(name: str, backend: str = "mediapipe") -> Path:
+    """Calibrate an installed model's landmarks for ``backend`` and save it back."""
+    from .calibrate import add_calibrated_embedding
+
+    path = resolve_model_path(name)
+    data = HeadModelData.load(path)
+    add_calibrated_embedding(data, backend)
+    data.save(path)
+    return path
+
+
+def install_ict(src: Path, name: str = DEFAULT_MODEL, calibrate: bool = True, **convert_kwargs) -> Path:
+    """Convert an ICT-FaceKit copy (repacked or original) and store it as ``name`` (with a
+    MediaPipe-calibrated landmark embedding unless ``calibrate=False``)."""
     from .ict import convert_ict
 
     data = convert_ict(src, name=name, **convert_kwargs)
+    if calibrate:
+        try_calibrate(data, "mediapipe")
     dest = models_dir() / f"{_check_name(name)}.npz"
     data.save(dest)
     log.info("converted ICT-FaceKit from %s -> %s (%d vertices, %d faces)", src, dest, data.num_vertices, data.num_faces)
