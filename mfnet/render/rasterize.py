@@ -87,10 +87,14 @@ class Fragments:
     depth_packed: Tensor | None = None
     _bary: Tensor | None = field(default=None, repr=False)
 
+    _mask: Tensor | None = field(default=None, repr=False)
+
     @property
     def mask(self) -> Tensor:
-        """(B, H, W) bool, True where a face covers the pixel centre."""
-        return self.pix_to_face >= 0
+        """(B, H, W) bool, True where a face covers the pixel centre (cached)."""
+        if self._mask is None:
+            self._mask = self.pix_to_face >= 0
+        return self._mask
 
     @property
     def bary(self) -> Tensor:
@@ -116,7 +120,8 @@ class Fragments:
         """
         B, H, W = self.pix_to_face.shape
         C = values.shape[0]
-        full = values.new_full((C, B * H * W), fill).index_copy(1, self.pix_idx, values)
+        full = values.new_full((C, B * H * W), fill)
+        full.index_copy_(1, self.pix_idx, values)
         return full.view(C, B, H, W).permute(1, 0, 2, 3)
 
     def scatter(self, values: Tensor, fill: float = 0.0, channels_first: bool = False) -> Tensor:
