@@ -88,15 +88,23 @@ class SyntheticMultiView(MultiViewDataset):
     On the fly, subject ``i`` has a fixed identity (seed ``seed * 100003 + i``); its views are the
     fixed ``yaws`` or, with ``yaws=None``, a random frontal anchor (|yaw| <= 10) plus random sides
     (20..75 deg), redrawn every epoch. ``cache=True`` keeps rendered items in memory (use with fixed
-    yaws). A folder written by ``mfnet synth`` is read with :meth:`from_folder`.
+    yaws). ``shape_scale`` / ``expression_scale`` widen or narrow the random codes (0: neutral);
+    ``shape_offset`` moves the population's mean shape code away from the model's mean.
+    A folder written by ``mfnet synth`` is read with :meth:`from_folder`.
     """
 
     def __init__(self, model=None, n_subjects: int = 1000, yaws: Sequence[float] | None = (-45.0, 0.0, 45.0),
                  image_size: int = 224, seed: int = 0, n_views: int | None = None, cache: bool = False,
-                 root: str | Path | None = None):
+                 root: str | Path | None = None, shape_scale: float = 1.0, expression_scale: float = 1.0,
+                 shape_offset: float | Sequence[float] = 0.0):
         n = n_views or (len(yaws) if yaws is not None else 3)
         super().__init__(n, image_size, seed)
         self.model, self.n_subjects, self.yaws, self.cache = model, int(n_subjects), yaws, cache
+        self.shape_scale, self.expression_scale = float(shape_scale), float(expression_scale)
+        self.shape_offset = None
+        if model is not None and np.any(np.asarray(shape_offset) != 0):
+            self.shape_offset = torch.broadcast_to(torch.as_tensor(shape_offset, dtype=model.v_template.dtype),
+                                                   (model.n_shape,)).clone()
         self.root, self._memo, self._subjects = (Path(root) if root else None), {}, []
         if self.root is not None:
             self._subjects = _synth_subjects(self.root)
@@ -133,28 +141,49 @@ class SyntheticMultiView(MultiViewDataset):
         from .synthetic import render_subject
 
         yaws = self._yaws(self._generator(index))
+        model = self.model if self.shape_offset is None else _OffsetShape(self.model, self.shape_offset)
         with torch.no_grad():
-            s = render_subject(self.model, yaws, self.image_size, seed=self.seed * 100003 + index)
+            s = render_subject(model, yaws, self.image_size, seed=self.seed * 100003 + index,
+                               shape_scale=self.shape_scale, expression_scale=self.expression_scale)
+        shape = s.shape if self.shape_offset is None else s.shape + self.shape_offset
         item = {"images": s.images.float(), "landmarks": s.landmarks2d.float(),
                 "landmark_weights": torch.ones(len(yaws), 68), "subject": f"synth_{index:06d}",
-                "shape": s.shape.float(), "expression": s.expression.float(),
+                "shape": shape.float(), "expression": s.expression.float(),
                 "view_rotations": s.view_rotations.float()}
         if self.cache:
             self._memo[key] = item
         return item
 
     def _from_folder(self, index: int) -> dict:
-        from .images import load_image
+        from PIL import Image
 
         folder = self._subjects[index]
         meta = np.load(folder / "meta.npz")
         idx = select_views(meta["yaws"], self.n_views, self._generator(index))
-        imgs = np.stack([load_image(folder / str(meta["files"][i])) for i in idx])
+        imgs = []
+        for i in idx:  # our own PNGs (any size, even below the photo minimum)
+            with Image.open(folder / str(meta["files"][i])) as im:
+                imgs.append(np.asarray(im.convert("RGB")))
+        imgs = np.stack(imgs)
         return {"images": torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0,
                 "landmarks": torch.from_numpy(meta["landmarks2d"][idx]).float(),
                 "landmark_weights": torch.ones(len(idx), 68), "subject": folder.name,
                 "shape": torch.from_numpy(meta["shape"]).float(), "expression": torch.from_numpy(meta["expression"]).float(),
                 "view_rotations": torch.from_numpy(meta["view_rotations"][idx]).float()}
+
+
+class _OffsetShape:
+    """A head model whose shape codes are shifted by ``offset`` (a synthetic population whose mean
+    face is not the model's mean face)."""
+
+    def __init__(self, model, offset: torch.Tensor):
+        self._model, self._offset = model, offset
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, shape=None, expression=None, pose=None, **kwargs):
+        return self._model(shape + self._offset.to(shape), expression, pose, **kwargs)
 
 
 def _synth_subjects(root: Path) -> list[Path]:

@@ -32,6 +32,8 @@ class DataConfig:
     root: str | None = None
     n_subjects: int = 10000  # synthetic on the fly
     yaws: list[float] | None = None  # synthetic: fixed yaws; None = random front/left/right triplets
+    shape_scale: float = 1.0  # synthetic: std of the random shape codes
+    expression_scale: float = 1.0  # synthetic: strength of the random expressions (0: neutral)
     image_size: int = 224
     n_views: int = 3
     cache_dir: str | None = None  # landmark cache of photo datasets (default ROOT/.mfnet-cache)

@@ -54,7 +54,8 @@ def build_dataset(cfg: TrainConfig, model):
 
     d = cfg.data
     if d.kind == "synthetic":
-        return SyntheticMultiView(model, d.n_subjects, d.yaws, d.image_size, d.seed, d.n_views, cache=d.cache_items)
+        return SyntheticMultiView(model, d.n_subjects, d.yaws, d.image_size, d.seed, d.n_views, cache=d.cache_items,
+                                  shape_scale=d.shape_scale, expression_scale=d.expression_scale)
     if d.kind == "synthetic_folder":
         return SyntheticMultiView.from_folder(d.root, d.n_views, d.seed)
     return open_dataset(d.kind, d.root, n_views=d.n_views, image_size=d.image_size, seed=d.seed,
@@ -199,6 +200,9 @@ def train(cfg: TrainConfig, resume: bool | str = False, model=None, dataset=None
     bs = cfg.optim.batch_size
 
     def checkpoint(at: int) -> None:
+        if distributed:  # BatchNorm running stats: rank 0's, as DDP itself broadcasts before each forward
+            for buf in net.buffers():
+                dist.broadcast(buf, 0)
         rngs = _gather_rng(world)
         if rank == 0:
             extra = dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), rng=rngs,
@@ -206,8 +210,8 @@ def train(cfg: TrainConfig, resume: bool | str = False, model=None, dataset=None
             if amp:
                 extra["scaler"] = scaler.state_dict()
             name = ckpt_dir / f"step_{at:07d}.pt"
-            save_checkpoint(name, net, step=at, head_model=cfg.head_model, **extra)
             save_checkpoint(ckpt_dir / "last.pt", net, step=at, head_model=cfg.head_model, **extra)
+            save_checkpoint(name, net, step=at, head_model=cfg.head_model, **extra)
             old = sorted(ckpt_dir.glob("step_*.pt"))[:-cfg.keep_checkpoints] if cfg.keep_checkpoints > 0 else []
             for f in old:
                 f.unlink(missing_ok=True)
@@ -220,8 +224,10 @@ def train(cfg: TrainConfig, resume: bool | str = False, model=None, dataset=None
             dataset.set_epoch(epoch)
         idx = list(sampler)
         batches = _Batches([idx[i * bs:(i + 1) * bs] for i in range(within, n_per_epoch)])
+        # own generator: creating a loader iterator must not consume the global RNG (exact resume)
         loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.data.workers,
-                            pin_memory=device.type == "cuda")
+                            pin_memory=device.type == "cuda",
+                            generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
         for batch in loader:
             net.train()
             images = batch["images"].to(device, non_blocking=True)
@@ -277,7 +283,8 @@ def _eval_set(cfg: TrainConfig, model):
 
     yaws = cfg.data.yaws or [-45.0, 0.0, 45.0][:cfg.data.n_views]
     return SyntheticMultiView(model, cfg.eval_subjects, yaws, cfg.data.image_size, seed=cfg.data.seed + 99991,
-                              n_views=cfg.data.n_views, cache=True)
+                              n_views=cfg.data.n_views, cache=True, shape_scale=cfg.data.shape_scale,
+                              expression_scale=cfg.data.expression_scale)
 
 
 @torch.no_grad()
