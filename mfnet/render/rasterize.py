@@ -74,6 +74,8 @@ class Fragments:
             (perspective-corrected if requested), differentiable w.r.t. the
             screen vertices.
         depth_packed: (M,) their depth (the zbuf values), differentiable.
+        face_areas: (B, F) twice the signed screen area of every face (no
+            gradient; negative = front-facing), reused by the soft silhouette.
     Properties:
         bary: (B, H, W, 3) dense barycentrics (0 on background), built lazily.
         mask: (B, H, W) bool coverage.
@@ -85,6 +87,7 @@ class Fragments:
     face_idx: Tensor
     bary_packed: Tensor
     depth_packed: Tensor | None = None
+    face_areas: Tensor | None = None
     _bary: Tensor | None = field(default=None, repr=False)
 
     _mask: Tensor | None = field(default=None, repr=False)
@@ -189,7 +192,8 @@ def _face_setup(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bo
 
     Returns (keep (K,) flat b*F+f ids, edge (K, 9) = [R0 | Ri | C],
     depth plane (K, 3) = [z at pixel (0,0) | dz/drow | dz/dcol] (1/z when
-    perspective), i0, i1 (K,) candidate rows, nx (K,) bounding-box width).
+    perspective), i0, i1 (K,) candidate rows, nx (K,) bounding-box width,
+    and the (B, F) signed areas of all faces in the input precision).
     """
     B, F = sv.shape[0], faces.shape[0]
     tri = sv.index_select(1, faces.reshape(-1)).view(B, F, 3, 3)
@@ -198,12 +202,11 @@ def _face_setup(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bo
     xmin, xmax, ymin, ymax = x.amin(-1), x.amax(-1), y.amin(-1), y.amax(-1)
     ok = (xmax > -1.0) & (xmin < W + 1.0) & (ymax > -1.0) & (ymin < H + 1.0)
     ok &= (xmin > -_GUARD_PX) & (xmax < _GUARD_PX) & (ymin > -_GUARD_PX) & (ymax < _GUARD_PX)  # also drops NaN
-    if cull or persp:
-        if cull:
-            area_f = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (y[..., 1] - y[..., 0]) * (x[..., 2] - x[..., 0])
-            ok &= area_f <= 0
-        if persp:
-            ok &= tri[..., 2].amin(-1) > 0
+    area_f = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (y[..., 1] - y[..., 0]) * (x[..., 2] - x[..., 0])
+    if cull:
+        ok &= area_f <= 0
+    if persp:
+        ok &= tri[..., 2].amin(-1) > 0
     keep = torch.nonzero(ok.reshape(-1)).squeeze(1)
     t = tri.reshape(-1, 3, 3).index_select(0, keep)
     if not persp:
@@ -245,17 +248,17 @@ def _face_setup(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bo
     gx = (dz1 * dy2 - dy1 * dz2) / det
     gy = (dx1 * dz2 - dz1 * dx2) / det
     z0 = z[:, 0] + gx * (0.5 - x[:, 0]) + gy * (0.5 - y[:, 0])  # plane at pixel (0, 0)
-    return keep, edge, torch.stack((z0, gy, gx), 1), i0.long(), i1.long(), nx.long()
+    return keep, edge, torch.stack((z0, gy, gx), 1), i0.long(), i1.long(), nx.long(), area_f
 
 
 def _resolve(sv, faces, H, W, cull, persp, max_candidates):
-    """Discrete z-buffer: returns (B*H*W,) int64 keys (``_KEY_EMPTY`` = empty)."""
+    """Discrete z-buffer: (B*H*W,) int64 keys (``_KEY_EMPTY`` = empty), (B, F) signed areas."""
     B, F = sv.shape[0], faces.shape[0]
     dev = sv.device
-    keep, edge, zp, i0, i1, nx = _face_setup(sv, faces, H, W, cull, persp)
+    keep, edge, zp, i0, i1, nx, area = _face_setup(sv, faces, H, W, cull, persp)
     keys = torch.full((B * H * W,), _KEY_EMPTY, dtype=torch.int64, device=dev)
     if keep.numel() == 0:
-        return keys
+        return keys, area
     bidx = torch.div(keep, F, rounding_mode="floor")
     fidx = keep - bidx * F
     ny = i1 - i0 + 1
@@ -298,7 +301,7 @@ def _resolve(sv, faces, H, W, cull, persp, max_candidates):
         bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # order-preserving int for floats
         key = (bits.long() << 32) | fidx.index_select(0, fr).index_select(0, r)
         keys.scatter_reduce_(0, pix, key, reduce="amin")
-    return keys
+    return keys, area
 
 
 def rasterize(
@@ -329,7 +332,7 @@ def rasterize(
     B, V = screen_verts.shape[:2]
     faces = faces.to(device=screen_verts.device, dtype=torch.long)
     with torch.no_grad():
-        keys = _resolve(screen_verts.detach(), faces, H, W, cull_backfaces, perspective_correct, max_candidates)
+        keys, areas = _resolve(screen_verts.detach(), faces, H, W, cull_backfaces, perspective_correct, max_candidates)
         pix = torch.nonzero(keys != _KEY_EMPTY).squeeze(1)
         face = keys[pix] & 0xFFFFFFFF
         b = torch.div(pix, H * W, rounding_mode="floor")
@@ -344,7 +347,7 @@ def rasterize(
     pix_to_face[pix] = face
     zbuf = screen_verts.new_full((n,), float("inf"))
     zbuf.index_put_((pix,), depth)
-    return Fragments(pix_to_face.view(B, H, W), zbuf.view(B, H, W), pix, face, bary, depth)
+    return Fragments(pix_to_face.view(B, H, W), zbuf.view(B, H, W), pix, face, bary, depth, areas)
 
 
 def _corner_vertex_ids(fragments: Fragments, faces: Tensor, n_verts: int, batched: bool) -> Tensor:

@@ -118,52 +118,59 @@ def soft_silhouette(
     covered = fragments.mask.reshape(-1)
     r = 6.0 * sigma if radius is None else float(radius)
     dt = screen_verts.dtype
+    F = faces.shape[0]
     with torch.no_grad():
         sv = screen_verts.detach()
-        F = faces.shape[0]
-        tri3 = sv.index_select(1, faces.reshape(-1)).view(B, F, 3, 3)
-        tri = tri3[..., :2]
-        e1, e2 = tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]
-        area = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
+        area = fragments.face_areas
+        if area is None or area.shape != (B, F):
+            area = signed_areas(sv, faces)
         if silhouette_faces_only:
             sel = _contour(area, faces, cull_backfaces)
         else:
             sel = (area < 0) if cull_backfaces else (area != 0)
-        if perspective_correct:
-            sel &= tri3[..., 2].amin(-1) > 0
         sel &= torch.isfinite(area)
         g = torch.nonzero(sel.reshape(-1)).squeeze(1)
-        t = tri.reshape(-1, 3, 2).index_select(0, g)
-        lo = t.amin(1) - r
-        hi = t.amax(1) + r
+        gb = torch.div(g, F, rounding_mode="floor")
+        cidx = faces.index_select(0, g - gb * F) + (gb * V)[:, None]  # (S, 3) rows of flat verts
+        t = sv.reshape(-1, 3).index_select(0, cidx.reshape(-1)).view(-1, 3, 3)
+        if perspective_correct:
+            front = t[..., 2].amin(1) > 0
+            g, gb, cidx, t = g[front], gb[front], cidx[front], t[front]
+        lo = t[..., :2].amin(1) - r
+        hi = t[..., :2].amax(1) + r
         j0 = torch.ceil(lo[:, 0] - 0.5).clamp(0, W)
         i0 = torch.ceil(lo[:, 1] - 0.5).clamp(0, H)
         nx = (torch.floor(hi[:, 0] - 0.5).clamp(-1, W - 1) - j0 + 1).clamp(min=0).long()
         ny = (torch.floor(hi[:, 1] - 0.5).clamp(-1, H - 1) - i0 + 1).clamp(min=0).long()
         box, di, dj = box_candidates(nx, ny)
-        b = torch.div(g, faces.shape[0], rounding_mode="floor")[box]
         pi = i0.long()[box] + di
         pj = j0.long()[box] + dj
-        pix = (b * H + pi) * W + pj
-        free = ~covered[pix]
+        pix = (gb[box] * H + pi) * W + pj
+        free = torch.nonzero(~covered[pix]).squeeze(1)
         pix, box, pi, pj = pix[free], box[free], pi[free], pj[free]
-        gf = g[box]
-        f = gf - torch.div(gf, faces.shape[0], rounding_mode="floor") * faces.shape[0]
-        vidx = (torch.div(gf, faces.shape[0], rounding_mode="floor") * V)[None] + faces.t().contiguous().index_select(1, f)
+        vidx = cidx.t().contiguous().index_select(1, box)  # (3, N)
         px, py = pj.to(dt) + 0.5, pi.to(dt) + 0.5
+        # unique touched pixels (sorted) and each candidate's slot among them
+        touched = torch.zeros(B * H * W, dtype=torch.bool, device=sv.device)
+        touched[pix] = True
+        upix = torch.nonzero(touched).squeeze(1)
+        slot = torch.zeros(B * H * W, dtype=torch.long, device=sv.device)
+        slot[upix] = torch.arange(upix.numel(), device=sv.device)
+        slot = slot[pix]
     # point-to-triangle distance, one (N,) vector per corner/edge (fast on CPU)
-    flat = screen_verts.reshape(-1, 3)
-    xs = [flat[:, 0].index_select(0, vidx[k]) for k in range(3)]
-    ys = [flat[:, 1].index_select(0, vidx[k]) for k in range(3)]
+    svT = screen_verts.reshape(-1, 3).t()[0:2].contiguous()  # (2, B*V) rows x, y
+    c = [svT.index_select(1, vidx[k]) for k in range(3)]
+    xs, ys = [ck[0] for ck in c], [ck[1] for ck in c]
     d2 = None
     for k in range(3):
         ex, ey = xs[(k + 1) % 3] - xs[k], ys[(k + 1) % 3] - ys[k]
         ax, ay = px - xs[k], py - ys[k]
-        t = ((ax * ex + ay * ey) / (ex * ex + ey * ey).clamp_min(1e-12)).clamp(0.0, 1.0)
-        dx, dy = ax - t * ex, ay - t * ey
+        tt = ((ax * ex + ay * ey) / (ex * ex + ey * ey).clamp_min(1e-12)).clamp(0.0, 1.0)
+        dx, dy = ax - tt * ex, ay - tt * ey
         dk = dx * dx + dy * dy
         d2 = dk if d2 is None else torch.minimum(d2, dk)
     d = torch.sqrt(d2 + 1e-12)
-    acc = screen_verts.new_zeros(B * H * W).index_add(0, pix, Fn.logsigmoid(d / sigma))
-    soft = torch.where(covered, torch.ones_like(acc), 1.0 - torch.exp(acc))
+    acc = d.new_zeros(upix.numel()).index_add(0, slot, Fn.logsigmoid(d / sigma))
+    soft = covered.to(dt)
+    soft = soft.index_put((upix,), 1.0 - torch.exp(acc))
     return soft.view(B, H, W)
