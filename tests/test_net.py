@@ -115,7 +115,7 @@ def test_checkpoint_errors(tmp_path):
 
 def test_init_from_network_checks_the_head_model(tmp_path):
     from mfnet.headmodel import HeadModel
-    from tests.synthetic_model import make_synthetic_model
+    from synthetic_model import make_synthetic_model
 
     model = HeadModel(make_synthetic_model(n_shape=4, n_expr=3))
     views = Views(torch.rand(3, 3, S, S), torch.zeros(3, 68, 2), torch.ones(3, 68), np.zeros((3, 2, 3)), list("abc"))

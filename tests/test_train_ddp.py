@@ -28,7 +28,7 @@ def _worker(config: str, out: str) -> None:
 def test_ddp_two_cpu_processes_end_identical(tmp_path):
     import torch
 
-    from tests.test_train_resume import tiny_config
+    from test_train_resume import tiny_config
 
     cfg = tiny_config(tmp_path, steps=3, out_dir=str(tmp_path / "run"))
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")

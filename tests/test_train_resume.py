@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from tests.synthetic_model import make_synthetic_model
+from synthetic_model import make_synthetic_model
 
 REPO = Path(__file__).resolve().parents[1]
 
