@@ -58,6 +58,7 @@ _MAX_CANDIDATES = 1 << 22
 _SUB = 256.0  # sub-pixel snapping grid (8 bits), as in GPU rasterisers
 _GUARD_PX = 16384.0  # faces with a vertex farther out are skipped
 _BIG = 1e18
+_TILE = 8  # hierarchical-z tile size (px)
 
 
 @dataclass
@@ -178,7 +179,32 @@ def box_candidates(nx: Tensor, ny: Tensor, total: int | None = None) -> tuple[Te
     return box, di, r - di * w
 
 
-def _face_setup(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bool):
+def _prefilter(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bool):
+    """Cheap per-face filter in the input precision (no autograd).
+
+    Drops faces that are off-screen (generous by one pixel), beyond the guard
+    band or not finite, behind the camera (perspective) or back-facing (when
+    culling).  Returns (keep (K,) flat b*F+f ids, their screen triangles
+    (K, 3, 3), (B, F) signed areas of all faces).
+    """
+    B, F = sv.shape[0], faces.shape[0]
+    tri = sv.index_select(1, faces.reshape(-1)).view(B, F, 3, 3)
+    x, y = tri[..., 0], tri[..., 1]
+    xmin, xmax, ymin, ymax = x.amin(-1), x.amax(-1), y.amin(-1), y.amax(-1)
+    ok = (xmax > -1.0) & (xmin < W + 1.0) & (ymax > -1.0) & (ymin < H + 1.0)
+    ok &= (xmin > -_GUARD_PX) & (xmax < _GUARD_PX) & (ymin > -_GUARD_PX) & (ymax < _GUARD_PX)  # also drops NaN
+    area_f = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (y[..., 1] - y[..., 0]) * (x[..., 2] - x[..., 0])
+    if cull:
+        ok &= area_f <= 0
+    if persp:
+        ok &= tri[..., 2].amin(-1) > 0
+    else:
+        ok &= torch.isfinite(tri[..., 2]).all(-1)
+    keep = torch.nonzero(ok.reshape(-1)).squeeze(1)
+    return keep, tri.reshape(-1, 3, 3).index_select(0, keep), area_f
+
+
+def _face_setup(t: Tensor, keep: Tensor, H: int, W: int, persp: bool):
     """Per (batch, face) scan-conversion data (no autograd).
 
     Screen x/y are snapped to a 1/256-pixel grid and held in float64, so every
@@ -190,27 +216,12 @@ def _face_setup(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bo
     the edge, oriented with the face on its positive side, has dy > 0 or
     (dy == 0 and dx > 0) -- true for exactly one of the two faces sharing it.
 
-    Returns (keep (K,) flat b*F+f ids, edge (K, 9) = [R0 | Ri | C],
-    depth plane (K, 3) = [z at pixel (0,0) | dz/drow | dz/dcol] (1/z when
-    perspective), i0, i1 (K,) candidate rows, nx (K,) bounding-box width,
-    and the (B, F) signed areas of all faces in the input precision).
+    Input: screen triangles ``t`` (K, 3, 3) and their flat b*F+f ids.
+    Returns (keep (K',) ids of the faces with a non-empty snapped footprint,
+    edge (K', 9) = [R0 | Ri | C], depth plane (K', 3) = [z at pixel (0,0) |
+    dz/drow | dz/dcol] (1/z when perspective), i0, ny (K',) candidate rows,
+    nx (K',) bounding-box width).
     """
-    B, F = sv.shape[0], faces.shape[0]
-    tri = sv.index_select(1, faces.reshape(-1)).view(B, F, 3, 3)
-    x, y = tri[..., 0], tri[..., 1]
-    # cheap pre-filter in the input precision (generous by one pixel)
-    xmin, xmax, ymin, ymax = x.amin(-1), x.amax(-1), y.amin(-1), y.amax(-1)
-    ok = (xmax > -1.0) & (xmin < W + 1.0) & (ymax > -1.0) & (ymin < H + 1.0)
-    ok &= (xmin > -_GUARD_PX) & (xmax < _GUARD_PX) & (ymin > -_GUARD_PX) & (ymax < _GUARD_PX)  # also drops NaN
-    area_f = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (y[..., 1] - y[..., 0]) * (x[..., 2] - x[..., 0])
-    if cull:
-        ok &= area_f <= 0
-    if persp:
-        ok &= tri[..., 2].amin(-1) > 0
-    keep = torch.nonzero(ok.reshape(-1)).squeeze(1)
-    t = tri.reshape(-1, 3, 3).index_select(0, keep)
-    if not persp:
-        ok2 = torch.isfinite(t[..., 2]).all(-1)
     q = torch.round(t[..., :2].double() * _SUB)  # (K,3,2) snapped x, y
     X, Y = q[..., 0], q[..., 1]
     area = (X[:, 1] - X[:, 0]) * (Y[:, 2] - Y[:, 0]) - (Y[:, 1] - Y[:, 0]) * (X[:, 2] - X[:, 0])
@@ -219,8 +230,6 @@ def _face_setup(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bo
     i1 = torch.floor((Y.amax(1) - h) / _SUB).clamp(max=H - 1)
     nx = torch.floor((X.amax(1) - h) / _SUB).clamp(max=W - 1) - torch.ceil((X.amin(1) - h) / _SUB).clamp(min=0) + 1
     sel = (area != 0) & (i1 >= i0) & (nx > 0)
-    if not persp:
-        sel &= ok2
     if not bool(sel.all()):
         idx = torch.nonzero(sel).squeeze(1)
         keep, t, q, area, i0, i1, nx = (a.index_select(0, idx) for a in (keep, t, q, area, i0, i1, nx))
@@ -248,20 +257,75 @@ def _face_setup(sv: Tensor, faces: Tensor, H: int, W: int, cull: bool, persp: bo
     gx = (dz1 * dy2 - dy1 * dz2) / det
     gy = (dx1 * dz2 - dz1 * dx2) / det
     z0 = z[:, 0] + gx * (0.5 - x[:, 0]) + gy * (0.5 - y[:, 0])  # plane at pixel (0, 0)
-    return keep, edge, torch.stack((z0, gy, gx), 1), i0.long(), i1.long(), nx.long(), area_f
+    return keep, edge, torch.stack((z0, gy, gx), 1), i0.long(), (i1 - i0 + 1).long(), nx.long()
+
+
+def _decode_depth(keys: Tensor) -> Tensor:
+    """float32 depth stored in the high bits of z-buffer keys (inf where empty)."""
+    bits = (keys >> 32).to(torch.int32)
+    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # the order transform is an involution
+    d = bits.view(torch.float32)
+    return torch.where(keys == _KEY_EMPTY, torch.full_like(d, float("inf")), d)
+
+
+def _hidden_by_hiz(keys: Tensor, B: int, H: int, W: int, face_b: Tensor, t: Tensor, tile: int = _TILE) -> Tensor:
+    """Faces (screen triangles ``t`` (K, 3, 3) of views ``face_b``) certainly
+    hidden by the current z-buffer (hierarchical-z test).
+
+    A face whose (conservative) bounding box lies within 2 x 2 tiles that are
+    fully covered by geometry all nearer than the face's nearest vertex cannot
+    win any pixel, so skipping it changes nothing (exact, not a heuristic).
+    """
+    d = _decode_depth(keys).view(B, 1, H, W)
+    tmax = torch.nn.functional.max_pool2d(d, tile, tile, ceil_mode=True)  # inf if any pixel is empty
+    Ht, Wt = tmax.shape[-2:]
+    tmax = tmax.reshape(-1)
+    x, y = t[..., 0], t[..., 1]
+    j0 = torch.floor(x.amin(1) - 0.5).clamp(0, W - 1).long()
+    j1 = torch.ceil(x.amax(1) - 0.5).clamp(0, W - 1).long()
+    i0 = torch.floor(y.amin(1) - 0.5).clamp(0, H - 1).long()
+    i1 = torch.ceil(y.amax(1) - 0.5).clamp(0, H - 1).long()
+    ti0, ti1 = torch.div(i0, tile, rounding_mode="floor"), torch.div(i1, tile, rounding_mode="floor")
+    tj0, tj1 = torch.div(j0, tile, rounding_mode="floor"), torch.div(j1, tile, rounding_mode="floor")
+    small = (ti1 - ti0 <= 1) & (tj1 - tj0 <= 1)
+    base = face_b * (Ht * Wt)
+    m = torch.maximum(
+        torch.maximum(tmax[base + ti0 * Wt + tj0], tmax[base + ti0 * Wt + tj1]),
+        torch.maximum(tmax[base + ti1 * Wt + tj0], tmax[base + ti1 * Wt + tj1]),
+    )
+    return small & (m < t[..., 2].amin(1).float())
 
 
 def _resolve(sv, faces, H, W, cull, persp, max_candidates):
-    """Discrete z-buffer: (B*H*W,) int64 keys (``_KEY_EMPTY`` = empty), (B, F) signed areas."""
+    """Discrete z-buffer: (B*H*W,) int64 keys (``_KEY_EMPTY`` = empty), (B, F) signed areas.
+
+    Without culling, front-facing faces are drawn first; back-facing faces that
+    the hierarchical-z test proves hidden are then skipped (exact).
+    """
     B, F = sv.shape[0], faces.shape[0]
-    dev = sv.device
-    keep, edge, zp, i0, i1, nx, area = _face_setup(sv, faces, H, W, cull, persp)
-    keys = torch.full((B * H * W,), _KEY_EMPTY, dtype=torch.int64, device=dev)
-    if keep.numel() == 0:
+    keep, t, area = _prefilter(sv, faces, H, W, cull, persp)
+    keys = torch.full((B * H * W,), _KEY_EMPTY, dtype=torch.int64, device=sv.device)
+    if cull:
+        _draw(keys, _face_setup(t, keep, H, W, persp), F, H, W, persp, max_candidates)
         return keys, area
+    front = area.reshape(-1).index_select(0, keep) < 0
+    fi = torch.nonzero(front).squeeze(1)
+    _draw(keys, _face_setup(t.index_select(0, fi), keep.index_select(0, fi), H, W, persp), F, H, W, persp, max_candidates)
+    bi = torch.nonzero(~front).squeeze(1)
+    if bi.numel():
+        kb, tb = keep.index_select(0, bi), t.index_select(0, bi)
+        vis = torch.nonzero(~_hidden_by_hiz(keys, B, H, W, torch.div(kb, F, rounding_mode="floor"), tb)).squeeze(1)
+        _draw(keys, _face_setup(tb.index_select(0, vis), kb.index_select(0, vis), H, W, persp), F, H, W, persp, max_candidates)
+    return keys, area
+
+
+def _draw(keys, tables, F, H, W, persp, max_candidates) -> None:
+    """Scan-convert faces (tables from :func:`_face_setup`) into ``keys``."""
+    keep, edge, zp, i0, ny, nx = tables
+    if keep.numel() == 0:
+        return
     bidx = torch.div(keep, F, rounding_mode="floor")
     fidx = keep - bidx * F
-    ny = i1 - i0 + 1
     bound = ny * nx  # candidate pixels per face (bounding box), for chunking
     ends = torch.cumsum(bound, 0)
     if int(ends[-1]) <= max_candidates:
@@ -301,7 +365,6 @@ def _resolve(sv, faces, H, W, cull, persp, max_candidates):
         bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # order-preserving int for floats
         key = (bits.long() << 32) | fidx.index_select(0, fr).index_select(0, r)
         keys.scatter_reduce_(0, pix, key, reduce="amin")
-    return keys, area
 
 
 def rasterize(
