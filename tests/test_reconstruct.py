@@ -175,3 +175,20 @@ def test_batch_mode_skips_bad_subjects(model, astronaut_path, tmp_path, capsys):
     text = capsys.readouterr()
     assert "1/2 subjects reconstructed" in text.out and "bad" in text.err
     assert (out / "good" / "mesh.obj").exists() and not (out / "bad").exists()
+
+
+def test_huge_photo_and_duplicated_view(model, tmp_path):
+    """An 8000 px photo is processed downscaled, with landmarks reported in original pixels; the
+    same photo given twice triggers a duplicate warning."""
+    import mfnet
+
+    big = Image.fromarray(skdata.astronaut()).resize((8000, 8000), Image.BILINEAR)
+    p = tmp_path / "huge.jpg"
+    big.save(p, quality=80)
+    with pytest.warns(UserWarning) as record:
+        rec = mfnet.reconstruct([p, p], model=model, preset="fast", progress=False)
+    messages = " ".join(str(w.message) for w in record)
+    assert "downscaled" in messages and "duplicated view" in messages
+    lm = rec.detected_landmarks[0]
+    assert lm[:, 0].max() > 4000 and lm[:, 0].max() < 8000  # original 8000 px frame (face is mid-image)
+    assert rec.reprojection_error_px[0] < 0.04 * float(np.ptp(lm, axis=0).max())
