@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--identity", metavar="PARAMS_NPZ", help="keep the shape of an earlier reconstruction fixed")
     p.add_argument("--covisibility", choices=["zbuffer", "landmarks"], default=None,
                    help="co-visible mask for the flow loss: exact z-buffer (default) or the paper's landmark boxes")
+    p.add_argument("--flow", default=None, metavar="dis|raft:PATH",
+                   help="flow backend for the multi-view loss: OpenCV DIS (default) or torchvision RAFT with weights")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
@@ -35,7 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _overrides(args) -> dict:
-    return {"covisibility": args.covisibility} if args.covisibility else {}
+    out = {"covisibility": args.covisibility} if args.covisibility else {}
+    if args.flow:
+        out["flow"] = args.flow
+    return out
 
 
 def _run_one(images, out: Path, args, model) -> dict:

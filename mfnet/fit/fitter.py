@@ -45,6 +45,7 @@ class FitConfig:
     w_reg_expression: float = 1e-4
     covisibility: str = "zbuffer"  # or 'landmarks' (the paper's MB ⊙ MF)
     flow_preset: str = "medium"
+    flow: str = "dis"  # or 'raft:PATH' (torchvision RAFT with user-supplied weights)
     dynamic_contour: bool = True
     texture_size: int = 512
     seed: int = 0
@@ -84,6 +85,7 @@ class MultiViewFitter:
         self.fixed_shape = fixed_shape
         self.progress = progress
         self.bounds = model.expression_bounds
+        self._flow = None
         face = model.masks.get("face")
         if face is not None:
             inface = torch.zeros(model.num_vertices, dtype=torch.bool, device=model.faces.device)
@@ -194,7 +196,8 @@ class MultiViewFitter:
         return FitResult(head, vp, history, timings, mags)
 
     def _flow_fn(self):
-        from ..flow.dis import dis_flow
+        if self._flow is None:
+            from ..flow.raft import make_flow_fn
 
-        preset = self.cfg.flow_preset
-        return lambda a, b: dis_flow(a, b, preset=preset)
+            self._flow = make_flow_fn(self.cfg.flow, self.cfg.flow_preset, self.model.v_template.device)
+        return self._flow
