@@ -22,7 +22,23 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct.register(sub)
     models.register(sub)
     demo.register(sub)
+    _optional_commands(sub)
     return parser
+
+
+def _optional_commands(sub) -> None:
+    """Commands of the learned path and evaluation (their modules import lazily inside)."""
+    from ..data.synth_cli import register_prepare, register_synth
+    from ..train.cli import register_train
+
+    register_synth(sub)
+    register_prepare(sub)
+    register_train(sub)
+    try:
+        from ..evaluate.cli import register as register_evaluate
+    except ImportError:  # evaluation commands not installed in this build
+        return
+    register_evaluate(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
