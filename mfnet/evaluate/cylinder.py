@@ -1,0 +1,256 @@
+"""FaceScape cylindrical sampling: ray casting, radius-map meshes and exact grid-mesh distances.
+
+* :func:`cylinder_raycast` -- 256x256 horizontal rays from the y axis;
+  candidate (triangle, ray) pairs come from each triangle's (height, angle)
+  bounding box, Moeller-Trumbore decides, and the farthest hit per ray wins.
+* :func:`radius_map_mesh` -- a radius map back to a grid mesh (15 mm jump rule).
+* :func:`grid_distances` -- exact distances from the vertices of one radius
+  map to the grid mesh of another, using the grid itself as the search
+  structure (see its docstring for the bound that makes it exact).
+
+No Python loop runs over rays, vertices or faces.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from scipy.spatial import cKDTree
+
+from .geometry import TriangleIndex, _div, pack_triangles, pair_distances2, segment_best
+
+__all__ = ["JUMP_MM", "cylinder_rays", "cylinder_raycast", "radius_map_mesh", "grid_distances"]
+
+JUMP_MM = 15.0
+
+
+def cylinder_rays(n_rows: int = 256, n_cols: int = 256, y_top: float = 150.0, y_bottom: float = -150.0):
+    """Ray heights ``y (H,)`` and angles ``phi (W,)`` of the FaceScape cylindrical sampling.
+
+    Ray (i, j) starts at (0, y_i, 0) with direction (-sin phi_j, 0, -cos phi_j),
+    y = linspace(y_top, y_bottom, H), phi_j = j * 2 pi / (W - 1) (the last
+    column repeats the first direction).
+    """
+    return np.linspace(y_top, y_bottom, n_rows), np.arange(n_cols) * (2 * np.pi / (n_cols - 1))
+
+
+def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Owner index and 0-based rank for ``counts`` consecutive items each."""
+    owner = np.repeat(np.arange(counts.shape[0]), counts)
+    start = np.cumsum(counts) - counts
+    return owner, np.arange(owner.shape[0]) - start[owner]
+
+
+def cylinder_raycast(vertices: np.ndarray, faces: np.ndarray, n_rows: int = 256, n_cols: int = 256,
+                     y_top: float = 150.0, y_bottom: float = -150.0, pad: float = 0.5):
+    """Cast the cylindrical rays of :func:`cylinder_rays` at a mesh; the farthest hit wins.
+
+    Returns ``radius (H, W)`` -- the hit distance t along the ray, equal to the
+    hit's sqrt(x^2 + z^2) since rays are horizontal unit vectors from the axis,
+    0 where nothing is hit -- and ``face (H, W)`` (-1 where nothing is hit).
+
+    A triangle is only tested against rays inside its (row, column) box: the
+    rows span its vertices' heights, the columns the shortest angular arc
+    holding its vertices' angles (a triangle whose projection contains the
+    axis gets every column); ``pad`` extra rows/columns guard rounding.  The
+    exact Moeller-Trumbore test then decides.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    H, W = n_rows, n_cols
+    period = W - 1  # columns 0..W-2 are distinct directions, column W-1 == column 0
+    ys, phis = cylinder_rays(H, W, y_top, y_bottom)
+    radius = np.zeros((H, W))
+    hit_face = np.full((H, W), -1, dtype=np.int64)
+    if f.shape[0] == 0:
+        return radius, hit_face
+    row = (y_top - v[:, 1]) * ((H - 1) / (y_top - y_bottom))
+    col = np.mod(np.arctan2(-v[:, 0], -v[:, 2]), 2 * np.pi) * (period / (2 * np.pi))
+    near_axis = np.hypot(v[:, 0], v[:, 2]) < 1e-9
+    r_t, c_t = row[f], np.sort(col[f], axis=1)
+    r0 = np.clip(np.ceil(r_t.min(1) - pad), 0, H - 1).astype(np.int64)
+    r1 = np.clip(np.floor(r_t.max(1) + pad), -1, H - 1).astype(np.int64)
+    gaps = np.stack([c_t[:, 1] - c_t[:, 0], c_t[:, 2] - c_t[:, 1], c_t[:, 0] + period - c_t[:, 2]], 1)
+    g = gaps.argmax(1)
+    start = np.choose(g, [c_t[:, 1], c_t[:, 2], c_t[:, 0]])
+    span = period - gaps.max(1)
+    full = (span > period / 2) | near_axis[f].any(1)
+    c0 = np.where(full, 0, np.ceil(start - pad)).astype(np.int64)
+    c1 = np.where(full, period - 1, np.floor(start + span + pad)).astype(np.int64)
+    nr = np.maximum(r1 - r0 + 1, 0)
+    nc = np.maximum(c1 - c0 + 1, 0)
+    nc = np.minimum(nc, period)
+    tri_id, k = _expand(nr * nc)
+    ri = r0[tri_id] + k // nc[tri_id]
+    ci = np.mod(c0[tri_id] + k % nc[tri_id], period)
+
+    # Moeller-Trumbore on the candidate pairs
+    a, b, c = (v[f[tri_id, m]] for m in range(3))
+    o = np.zeros_like(a)
+    o[:, 1] = ys[ri]
+    d = np.zeros_like(a)
+    d[:, 0], d[:, 2] = -np.sin(phis[ci]), -np.cos(phis[ci])
+    e1, e2 = b - a, c - a
+    pvec = np.cross(d, e2)
+    det = (e1 * pvec).sum(1)
+    ok = np.abs(det) > 1e-12 * np.maximum((e1 * e1).sum(1) * (e2 * e2).sum(1), 1e-300) ** 0.5
+    inv = _div(np.ones_like(det), np.where(ok, det, 0.0))
+    tvec = o - a
+    u = (tvec * pvec).sum(1) * inv
+    qvec = np.cross(tvec, e1)
+    w = (d * qvec).sum(1) * inv
+    t = (e2 * qvec).sum(1) * inv
+    eps = 1e-10
+    hit = ok & (u >= -eps) & (w >= -eps) & (u + w <= 1 + eps) & (t > 0)
+    ray = (ri * W + ci)[hit]
+    t, tri_hit = t[hit], tri_id[hit]
+    if ray.size:
+        order = np.lexsort((t, ray))
+        last = np.ones(order.shape[0], bool)
+        last[:-1] = ray[order][1:] != ray[order][:-1]
+        sel = order[last]
+        radius.ravel()[ray[sel]] = t[sel]
+        hit_face.ravel()[ray[sel]] = tri_hit[sel]
+    radius[:, W - 1] = radius[:, 0]
+    hit_face[:, W - 1] = hit_face[:, 0]
+    return radius, hit_face
+
+
+def _grid(radius: np.ndarray, jump: float):
+    """Grid vertices (H, W, 3) of a radius map and the kept cells (H-1, W-1)."""
+    H, W = radius.shape
+    ys, phis = cylinder_rays(H, W)
+    verts = np.stack([-radius * np.sin(phis)[None], np.broadcast_to(ys[:, None], (H, W)),
+                      -radius * np.cos(phis)[None]], axis=-1)
+    ra, rb, rc, rd = radius[:-1, :-1], radius[:-1, 1:], radius[1:, :-1], radius[1:, 1:]
+    keep = ((ra > 0) & (rb > 0) & (rc > 0) & (rd > 0)
+            & (np.abs(ra - rb) < jump) & (np.abs(ra - rc) < jump) & (np.abs(ra - rd) < jump))
+    return verts, keep
+
+
+def _cell_faces(H: int, W: int) -> np.ndarray:
+    """(2 (H-1)(W-1), 3) triangles of every grid cell: cell (i, j) -> rows 2c, 2c+1, c = i (W-1) + j."""
+    idx = np.arange(H * W).reshape(H, W)
+    a, b, c, d = (x.ravel() for x in (idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]))
+    return np.stack([np.stack([a, c, d], 1), np.stack([a, d, b], 1)], 1).reshape(-1, 3)
+
+
+def radius_map_mesh(radius: np.ndarray, jump: float = JUMP_MM) -> tuple[np.ndarray, np.ndarray]:
+    """Grid mesh of a cylindrical radius map (0 = no sample).
+
+    Vertex (i, j) = (-r sin phi_j, y_i, -r cos phi_j) (all H*W of them, row
+    major); cell (i, j) gives triangles (a, c, d), (a, d, b) with a=(i,j),
+    b=(i,j+1), c=(i+1,j), d=(i+1,j+1), unless a corner radius is 0 or
+    |r_a - r_b|, |r_a - r_c| or |r_a - r_d| >= ``jump``.
+    """
+    H, W = radius.shape
+    verts, keep = _grid(radius, jump)
+    faces = _cell_faces(H, W).reshape(-1, 2, 3)[keep.ravel()].reshape(-1, 3)
+    return verts.reshape(-1, 3), faces
+
+
+def grid_distances(query_radius: np.ndarray, target_radius: np.ndarray, jump: float = JUMP_MM,
+                   max_pairs: int = 1 << 21, max_cells: int = 1 << 25) -> np.ndarray:
+    """Exact distance from every vertex with ``query_radius > 0`` (row-major order) to
+    the surface of ``radius_map_mesh(target_radius, jump)``; NaN if that mesh is empty.
+
+    The grid is the search structure.  Every point of a triangle of target
+    cell (i', j') lies in the cylindrical box: height in [y_(i'+1), y_i'],
+    angle in the cell's wedge [phi_j', phi_(j'+1)] and radius in
+    [min corner radius * cos(dphi / 2), max corner radius] (a convex
+    combination of the corners, projected on the wedge's bisector).  The
+    distance from a query point to that box is a lower bound for its
+    triangles.  Steps: (1) exact distances to the 4 cells around the vertex
+    give an upper bound ``best``; (2) all cells whose height/angle gap alone
+    could beat ``best`` (an elliptic window of rows and columns) are
+    enumerated, cells whose box distance exceeds ``best`` dropped, and the
+    rest tested exactly.  Queries with no target cell nearby start from the
+    nearest target vertex instead.  If the windows together exceed
+    ``max_cells`` cells (a prediction far from the truth), the queries with
+    the largest windows use :class:`~mfnet.evaluate.geometry.TriangleIndex`.
+    """
+    H, W = query_radius.shape
+    C = W - 1  # cells per ring (column W-1 repeats column 0)
+    ys, phis = cylinder_rays(H, W)
+    dy, dphi = ys[0] - ys[1], phis[1]
+    qv, _ = _grid(query_radius, jump)
+    tv, keep = _grid(target_radius, jump)
+    qi, qj = np.nonzero(query_radius > 0)
+    n = qi.size
+    if not keep.any() or n == 0:
+        return np.full(n, np.nan)
+    q, y_q, r_q = qv[qi, qj], ys[qi], query_radius[qi, qj]
+    qj = qj % C
+    packed = pack_triangles(tv.reshape(-1, 3), _cell_faces(H, W), balls=False)
+    corners = np.stack([target_radius[:-1, :-1], target_radius[:-1, 1:], target_radius[1:, :-1],
+                        target_radius[1:, 1:]], -1).reshape(-1, 4)
+    r_lo, r_hi = corners.min(1) * np.cos(dphi / 2), corners.max(1)
+    keep = keep.ravel()
+    best = np.full(n, np.inf)  # squared distances
+
+    def exact(who, cell):
+        """Update ``best`` with both triangles of each (query ``who`` ascending, cell) pair."""
+        if who.size:
+            who = np.repeat(who, 2)
+            fi = np.stack([2 * cell, 2 * cell + 1], 1).ravel()
+            _, _, d2 = pair_distances2(q[who], packed[fi])
+            hit = segment_best(who, d2)
+            best[who[hit]] = np.minimum(best[who[hit]], d2[hit])
+
+    # (1) the 4 cells around each vertex: rows qi-1, qi and columns qj-1, qj
+    rows = qi[:, None] + np.array([-1, -1, 0, 0])
+    cells = np.clip(rows, 0, H - 2) * C + (qj[:, None] + np.array([-1, 0, -1, 0])) % C
+    ok = (rows >= 0) & (rows <= H - 2) & keep[cells]
+    exact(np.repeat(np.arange(n), 4)[ok.ravel()], cells[ok])
+    lost = np.flatnonzero(~np.isfinite(best))
+    if lost.size:  # no target cell around: the nearest vertex of a kept cell bounds the distance
+        used = np.zeros(H * W, bool)
+        used[_cell_faces(H, W).reshape(-1, 6)[keep]] = True
+        d, _ = cKDTree(tv.reshape(-1, 3)[used]).query(q[lost])
+        best[lost] = d * d
+
+    # (2) elliptic window: per row offset, the columns whose angular gap leaves room under best
+    bd = np.sqrt(best) * (1 + 1e-9) + 1e-9
+    m = np.ceil(bd / dy).astype(np.int64)
+    span = np.minimum(2 * m, H - 1) * np.minimum(2 * np.ceil(bd / np.maximum(r_q * dphi, 1e-12)) + 2, C)
+    order = np.argsort(span, kind="stable")
+    near = np.sort(order[np.cumsum(span[order]) <= max_cells])
+    r0 = np.maximum(qi[near] - m[near], 0)
+    nr = np.maximum(np.minimum(qi[near] + m[near] - 1, H - 2) - r0 + 1, 0)
+    o_r = near[np.repeat(np.arange(near.size), nr)]                 # (query, row) pairs
+    row = np.repeat(r0, nr) + np.arange(o_r.size) - np.repeat(np.cumsum(nr) - nr, nr)
+    dy_min = np.maximum(np.maximum(row - qi[o_r], qi[o_r] - row - 1), 0) * dy
+    h2 = bd[o_r] ** 2 - dy_min ** 2
+    ratio = np.sqrt(np.maximum(h2, 0.0)) / r_q[o_r]
+    half = np.where(ratio < 1, np.ceil(np.arcsin(np.minimum(ratio, 1.0)) / dphi), C)
+    half = np.where(h2 > 0, np.maximum(half, 1), 0).astype(np.int64)
+    full = 2 * half >= C
+    nc = np.where(full, C, 2 * half)
+    c0 = np.where(full, 0, qj[o_r] - half)
+    total = np.cumsum(nc)
+    stops = np.searchsorted(total, np.arange(1, int(total[-1]) // max_pairs + 1) * max_pairs) if total.size else []
+    lo = 0
+    for hi in list(np.minimum(np.asarray(stops, np.int64) + 1, o_r.size)) + [o_r.size]:
+        if hi <= lo:  # chunks of (query, row) pairs bound memory only
+            continue
+        c = nc[lo:hi]
+        k = np.repeat(np.arange(lo, hi), c)
+        off = c0[k] + np.arange(k.size) - np.repeat(np.cumsum(c) - c, c)   # unwrapped column
+        cell = row[k] * C + off % C
+        who = o_r[k]
+        lo = hi
+        f = keep[cell]
+        cell, who, off, k = cell[f], who[f], off[f], k[f]
+        # distance to the cell's cylindrical box (lower bound for its triangles)
+        gap = np.maximum(np.maximum(off - qj[who], qj[who] - off - 1), 0)
+        gap = np.minimum(gap, np.maximum(C - 1 - gap, 0)) * dphi          # circular, for full rings
+        cosg = np.cos(np.minimum(gap, np.pi))
+        rs = np.clip(r_q[who] * cosg, r_lo[cell], r_hi[cell])
+        lb2 = dy_min[k] ** 2 + r_q[who] ** 2 + rs * rs - 2 * r_q[who] * rs * cosg
+        f = lb2 <= best[who] * (1 + 1e-9) + 1e-12
+        f &= ~((row[k] >= qi[who] - 1) & (row[k] <= qi[who]) & (off >= qj[who] - 1) & (off <= qj[who]))  # done in (1)
+        exact(who[f], cell[f])
+    far = np.setdiff1d(np.arange(n), near)
+    if far.size:  # very far from the target: generic exact search
+        faces = _cell_faces(H, W).reshape(-1, 2, 3)[keep].reshape(-1, 3)
+        best[far] = np.minimum(best[far], TriangleIndex(tv.reshape(-1, 3), faces).query(q[far]).distance ** 2)
+    return np.sqrt(best)

@@ -1,0 +1,389 @@
+"""Vectorised geometry kernels shared by the FaceScape and NoW evaluators (numpy + scipy).
+
+* :class:`TriangleIndex` / :func:`closest_points` -- exact closest point on a
+  triangle mesh for many query points (cKDTree candidates over triangle centroids, exact
+  point-triangle distances, and a certified fallback so that the answer is the
+  true closest point, not an approximation).
+* :func:`point_triangle_closest` -- exact closest point on one triangle per
+  query (Ericson's region test), vectorised over pairs.
+* :func:`umeyama` -- least-squares similarity (or rigid) transform.
+* :func:`face_normals` -- unit face normals.
+
+No Python loop runs over points, rays, vertices or faces.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = [
+    "ClosestPoints",
+    "TriangleIndex",
+    "closest_points",
+    "point_triangle_closest",
+    "pack_triangles",
+    "pair_distances2",
+    "segment_best",
+    "umeyama",
+    "face_normals",
+]
+
+
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F, 3) unit normals (right-hand rule; zero for degenerate faces)."""
+    tri = vertices[faces]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    norm = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.divide(n, norm, out=np.zeros_like(n), where=norm > 0)
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
+
+
+def _closest_vw(ap, ab, ac, s_aa, s_ac, s_cc):
+    """Barycentric (v, w) of the closest triangle point and the squared distance.
+
+    Inputs per pair: ``ap = p - a``, edge vectors ``ab``, ``ac`` (N, 3) and the
+    per-triangle scalars ab.ab, ab.ac, ac.ac.  Ericson's region test
+    (*Real-Time Collision Detection* 5.1.5) needs only the two dot products
+    ab.ap and ac.ap: the other four follow from the scalars.  Regions are
+    applied from the interior up to vertex a, so the earlier (Ericson) test
+    wins; zero-length edges never claim a point.
+    """
+    d1 = np.einsum("ij,ij->i", ab, ap)
+    d2 = np.einsum("ij,ij->i", ac, ap)
+    d3, d4 = d1 - s_aa, d2 - s_ac
+    d5, d6 = d1 - s_ac, d2 - s_cc
+    vc = d1 * d4 - d3 * d2
+    vb = d5 * d2 - d1 * d6
+    va = d3 * d6 - d5 * d4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        den = va + vb + vc
+        v, w = vb / den, vc / den                                           # interior
+        e43, e56 = d4 - d3, d5 - d6
+        m = (va <= 0) & (e43 >= 0) & (e56 >= 0) & (e43 + e56 > 0)           # edge bc
+        wb = e43 / (e43 + e56)
+        v, w = np.where(m, 1 - wb, v), np.where(m, wb, w)
+        m = (vb <= 0) & (d2 >= 0) & (d6 <= 0) & (s_cc > 0)                  # edge ac
+        v, w = np.where(m, 0.0, v), np.where(m, d2 / (d2 - d6), w)
+        m = (d6 >= 0) & (d5 <= d6)                                          # vertex c
+        v, w = np.where(m, 0.0, v), np.where(m, 1.0, w)
+        m = (vc <= 0) & (d1 >= 0) & (d3 <= 0) & (s_aa > 0)                  # edge ab
+        v, w = np.where(m, d1 / (d1 - d3), v), np.where(m, 0.0, w)
+        m = (d3 >= 0) & (d4 <= d3)                                          # vertex b
+        v, w = np.where(m, 1.0, v), np.where(m, 0.0, w)
+        m = ((d1 <= 0) & (d2 <= 0)) | ~np.isfinite(v) | ~np.isfinite(w)     # vertex a
+        v, w = np.where(m, 0.0, v), np.where(m, 0.0, w)
+        deg = np.flatnonzero(s_aa * s_cc - s_ac * s_ac <= 1e-12 * s_aa * s_cc)
+        if deg.size:  # (near-)collinear triangles: the best of the three edges
+            v[deg], w[deg] = _degenerate_vw(d1[deg], d2[deg], s_aa[deg], s_ac[deg], s_cc[deg])
+    dist2 = np.einsum("ij,ij->i", ap, ap) - 2 * (v * d1 + w * d2) + v * v * s_aa + 2 * v * w * s_ac + w * w * s_cc
+    return v, w, np.maximum(dist2, 0.0)
+
+
+def _degenerate_vw(d1, d2, s_aa, s_ac, s_cc):
+    """(v, w) of the closest point on the three edge segments (for degenerate triangles)."""
+    s_bc = s_aa - 2 * s_ac + s_cc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_ab = np.clip(np.where(s_aa > 0, d1 / s_aa, 0.0), 0, 1)
+        t_ac = np.clip(np.where(s_cc > 0, d2 / s_cc, 0.0), 0, 1)
+        # on bc: point = a + ab + t (ac - ab); ap.(ac - ab) = d2 - d1, ab.(ac - ab) = s_ac - s_aa
+        t_bc = np.clip(np.where(s_bc > 0, (d2 - d1 - s_ac + s_aa) / s_bc, 0.0), 0, 1)
+    cand_v = np.stack([t_ab, np.zeros_like(t_ac), 1 - t_bc], 1)
+    cand_w = np.stack([np.zeros_like(t_ab), t_ac, t_bc], 1)
+    # |ap - v ab - w ac|^2 - |ap|^2, per candidate
+    cost = -2 * (cand_v * d1[:, None] + cand_w * d2[:, None]) + cand_v ** 2 * s_aa[:, None] \
+        + 2 * cand_v * cand_w * s_ac[:, None] + cand_w ** 2 * s_cc[:, None]
+    k = cost.argmin(1)
+    r = np.arange(k.size)
+    return cand_v[r, k], cand_w[r, k]
+
+
+def point_triangle_closest(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Barycentrics (N, 3) of the closest point on triangle (a, b, c) to p, all (N, 3).
+
+    Exact (vertex, edge or face region); degenerate triangles fall back to an
+    edge or a vertex.
+    """
+    ab, ac = b - a, c - a
+    v, w, _ = _closest_vw(p - a, ab, ac, (ab * ab).sum(1), (ab * ac).sum(1), (ac * ac).sum(1))
+    return np.stack([1 - v - w, v, w], axis=1)
+
+
+@dataclass
+class ClosestPoints:
+    """Result of :meth:`TriangleIndex.query` for N queries."""
+
+    distance: np.ndarray   # (N,) unsigned distance to the surface
+    point: np.ndarray      # (N, 3) closest surface point
+    face: np.ndarray       # (N,) triangle holding it
+    bary: np.ndarray       # (N, 3) its barycentric coordinates in that triangle
+
+
+def _bounding_balls(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest enclosing ball (centre (F, 3), radius (F,)) of each triangle (F, 3, 3).
+
+    Right/obtuse (or degenerate) triangles: the longest edge's midpoint; acute
+    ones: the circumcentre.
+    """
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    ab, ac, bc = b - a, c - a, c - b
+    ab2, ac2, bc2 = (ab * ab).sum(1), (ac * ac).sum(1), (bc * bc).sum(1)
+    obtuse = ((ab * ac).sum(1) <= 0) | ((-ab * bc).sum(1) <= 0) | ((ac * bc).sum(1) <= 0)
+    longest = np.argmax(np.stack([bc2, ac2, ab2], 1), axis=1)  # the edge opposite a, b, c
+    mid = np.choose(longest[:, None], [(b + c) / 2, (a + c) / 2, (a + b) / 2])
+    n = np.cross(ab, ac)
+    n2 = (n * n).sum(1)
+    circ = a + _div(np.cross(ab2[:, None] * ac - ac2[:, None] * ab, n), 2 * n2[:, None])
+    centre = np.where((obtuse | (n2 <= 0))[:, None], mid, circ)
+    radius = np.linalg.norm(tri - centre[:, None], axis=2).max(1)
+    return centre, radius
+
+
+def pack_triangles(vertices: np.ndarray, faces: np.ndarray, balls: bool = True):
+    """Per-triangle rows for :func:`pair_distances2` (and bounding balls).
+
+    Returns ``packed (F, 12)`` = (a, b - a, c - a, |ab|^2, ab.ac, |ac|^2) and,
+    if ``balls``, ``(F, 4)`` = (centre, radius) of each smallest enclosing ball.
+    """
+    tri = np.asarray(vertices, np.float64)[np.asarray(faces, np.int64).reshape(-1, 3)]
+    ab, ac = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    packed = np.concatenate([tri[:, 0], ab, ac, np.einsum("ij,ij->i", ab, ab)[:, None],
+                             np.einsum("ij,ij->i", ab, ac)[:, None], np.einsum("ij,ij->i", ac, ac)[:, None]], axis=1)
+    if not balls:
+        return packed
+    centre, rho = _bounding_balls(tri)
+    return packed, np.concatenate([centre, rho[:, None]], axis=1)
+
+
+def pair_distances2(q: np.ndarray, rows: np.ndarray):
+    """(v, w, squared distance) of points q (N, 3) to the packed triangles ``rows (N, 12)``."""
+    return _closest_vw(q - rows[:, 0:3], rows[:, 3:6], rows[:, 6:9], rows[:, 9], rows[:, 10], rows[:, 11])
+
+
+def segment_best(qi: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """Positions of the smallest ``d2`` of each run of equal, ascending ``qi`` (first one on ties)."""
+    start = np.flatnonzero(np.r_[True, qi[1:] != qi[:-1]])
+    seg_min = np.minimum.reduceat(d2, start)
+    hit = np.flatnonzero(d2 == np.repeat(seg_min, np.diff(np.r_[start, qi.size])))
+    return hit[np.r_[True, qi[hit][1:] != qi[hit][:-1]]]
+
+
+def _split_triangles(tri: np.ndarray, parts: np.ndarray):
+    """Split triangle f into parts[f]^2 similar sub-triangles; returns (sub (P, 3, 3), parent (P,))."""
+    subs, parents = [], []
+    for n in np.unique(parts):  # a few distinct split counts, not a loop over faces
+        faces = np.flatnonzero(parts == n)
+        i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+        up = (i + j <= n - 1)
+        down = (i + j <= n - 2)
+        corners = np.concatenate([
+            np.stack([np.stack([i, j], -1)[up], np.stack([i + 1, j], -1)[up], np.stack([i, j + 1], -1)[up]], 1),
+            np.stack([np.stack([i + 1, j], -1)[down], np.stack([i + 1, j + 1], -1)[down],
+                      np.stack([i, j + 1], -1)[down]], 1),
+        ]) / float(n)                                                     # (n^2, 3, 2) barycentric (v, w)
+        t = tri[faces]
+        a, ab, ac = t[:, 0], t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+        sub = (a[:, None, None] + corners[None, :, :, :1] * ab[:, None, None] + corners[None, :, :, 1:] * ac[:, None, None])
+        subs.append(sub.reshape(-1, 3, 3))
+        parents.append(np.repeat(faces, corners.shape[0]))
+    return np.concatenate(subs), np.concatenate(parents)
+
+
+class TriangleIndex:
+    """Exact closest-point queries against one triangle mesh (build once, query many times).
+
+    Every triangle is summarised by its smallest enclosing ball (centre c,
+    radius rho; c lies in the triangle's plane), so ``dist(q, T) >= |q - c| - rho``
+    and, tighter, ``dist(q, T) >= dist(q, disc(c, rho, plane))``.  Large
+    triangles are split (for the search only) into similar pieces so that
+    every piece's radius is at most ``piece_radius`` (default: the median
+    rho); one KD-tree holds the piece centres.
+
+    1. The ``k_far`` nearest pieces are fetched; the parents of the ``k``
+       nearest (plus an optional hint face per query) are tested exactly,
+       giving an upper bound ``best``; the other parents only if their piece
+       reaches under ``best``.  If the ``k_far``-th piece is farther than
+       ``best + piece_radius``, nothing else can be closer.
+    2. Otherwise every piece within ``best + piece_radius`` is fetched (ball
+       query), its parent filtered by the disc bound and tested exactly.
+
+    The result is the true closest point (no approximation).
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, k: int = 4, k_far: int = 16,
+                 piece_radius: float | None = None):
+        self.vertices = np.asarray(vertices, dtype=np.float64)
+        self.faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+        self.k, self.k_far = k, max(k, k_far)
+        self.packed, balls = pack_triangles(self.vertices, self.faces)
+        normals = face_normals(self.vertices, self.faces)
+        self.discs = np.concatenate([balls, normals], axis=1)  # centre, rho, unit normal
+        self.tree = None
+        if self.faces.shape[0] == 0:
+            return
+        rho = balls[:, 3]
+        r_t = float(piece_radius) if piece_radius else max(float(np.median(rho)), 1e-12)
+        parts = np.maximum(np.ceil(rho / r_t - 1e-9), 1).astype(np.int64)
+        if (parts > 1).any():
+            sub, self.parent = _split_triangles(self.vertices[self.faces], parts)
+            centre, prho = _bounding_balls(sub)
+        else:
+            self.parent, centre, prho = np.arange(rho.shape[0]), balls[:, :3], rho
+        self.piece_rho = prho
+        self.rho_max = float(prho.max())
+        self.tree = cKDTree(centre)
+
+    def _update(self, q, qi, fi, best_d2, best_f, best_vw):
+        """Exact distances of (query qi ascending, face fi) pairs; keep each query's best."""
+        v, w, d2 = pair_distances2(q[qi], self.packed[fi])
+        hit = segment_best(qi, d2)
+        who = qi[hit]
+        better = d2[hit] < best_d2[who]
+        who, hit = who[better], hit[better]
+        best_d2[who], best_f[who] = d2[hit], fi[hit]
+        best_vw[who] = np.stack([v[hit], w[hit]], 1)
+
+    def query(self, points: np.ndarray, hint: np.ndarray | None = None, chunk: int = 1 << 16) -> ClosestPoints:
+        """Closest surface points for ``points (N, 3)``; NaN distances if the mesh has no faces.
+
+        ``hint (N,)``: optional face index per query believed to be close (for
+        example the previous answer in an iterative alignment); it only
+        speeds the search up.
+        """
+        q = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        n = q.shape[0]
+        if self.tree is None or n == 0:
+            return ClosestPoints(np.full(n, np.nan), np.full((n, 3), np.nan), np.full(n, -1), np.zeros((n, 3)))
+        best_d2, best_f = np.full(n, np.inf), np.zeros(n, np.int64)
+        best_vw = np.zeros((n, 2))
+        bound = np.full(n, np.inf)
+        npieces = self.parent.shape[0]
+        kk = min(self.k_far, npieces)
+        k0 = min(self.k, kk)
+        for s in range(0, n, chunk):  # chunks of queries bound memory only
+            qs = q[s:s + chunk]
+            m = qs.shape[0]
+            dk, ik = self.tree.query(qs, kk)
+            dk, ik = dk.reshape(m, kk), ik.reshape(m, kk)
+            fi = self.parent[ik[:, :k0]]
+            if hint is not None:
+                fi = np.concatenate([np.asarray(hint, np.int64)[s:s + chunk, None], fi], axis=1)
+            K = fi.shape[1]
+            v, w, d2 = pair_distances2(np.repeat(qs, K, axis=0), self.packed[fi.ravel()])
+            pick = np.arange(m) * K + d2.reshape(m, K).argmin(1)
+            best_d2[s:s + m], best_f[s:s + m] = d2[pick], fi.ravel()[pick]
+            best_vw[s:s + m] = np.stack([v[pick], w[pick]], 1)
+            if kk > k0:  # farther pieces whose own ball still reaches under the best distance
+                reach = dk[:, k0:] - self.piece_rho[ik[:, k0:]]
+                qi, j = np.nonzero(reach <= np.sqrt(best_d2[s:s + m, None]) * (1 + 1e-9) + 1e-12)
+                if qi.size:
+                    self._update(qs, qi, self.parent[ik[qi, k0 + j]], best_d2[s:s + m], best_f[s:s + m],
+                                 best_vw[s:s + m])
+            if npieces > kk:
+                bound[s:s + m] = dk[:, -1] - self.rho_max
+
+        best_d = np.sqrt(best_d2)
+        with np.errstate(invalid="ignore"):
+            thr = np.where(np.isfinite(bound), bound - 1e-9 * (1.0 + np.abs(bound)), np.inf)
+        todo = np.flatnonzero(best_d > thr)
+        for s in range(0, todo.size, chunk):
+            t = todo[s:s + chunk]
+            lists = self.tree.query_ball_point(q[t], best_d[t] * (1 + 1e-9) + self.rho_max + 1e-12,
+                                               return_sorted=False)
+            counts = np.fromiter(map(len, lists), np.int64, t.size)
+            if not counts.any():
+                continue
+            qi = np.repeat(t, counts)  # ascending
+            fi = self.parent[np.concatenate(list(lists[counts > 0])).astype(np.int64)]
+            # disc bound: plane offset h and in-plane distance beyond the disc
+            dc = self.discs[fi]
+            diff = q[qi] - dc[:, :3]
+            h = np.einsum("ij,ij->i", diff, dc[:, 4:7])
+            lat = np.sqrt(np.maximum(np.einsum("ij,ij->i", diff, diff) - h * h, 0.0))
+            lb2 = h * h + np.maximum(lat - dc[:, 3], 0.0) ** 2
+            keep = lb2 <= best_d2[qi] * (1 + 1e-9) + 1e-18
+            if keep.any():
+                self._update(q, qi[keep], fi[keep], best_d2, best_f, best_vw)
+        bary = np.concatenate([1 - best_vw.sum(1, keepdims=True), best_vw], axis=1)
+        t = self.packed[best_f]
+        point = t[:, 0:3] + best_vw[:, :1] * t[:, 3:6] + best_vw[:, 1:] * t[:, 6:9]
+        return ClosestPoints(np.sqrt(best_d2), point, best_f, bary)
+
+
+    def candidates(self, points: np.ndarray, slack: float, chunk: int = 1 << 15):
+        """Pairs ``(qi ascending, fi)`` listing, for every point, each triangle whose disc lower
+        bound is within ``best + slack`` of it (``best`` its exact distance), and the exact result.
+
+        Any point moved by at most ``slack / 2`` still has its closest triangle
+        among its pairs (see :meth:`query_pairs`).
+        """
+        q = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        cp = self.query(q)
+        F = self.faces.shape[0]
+        qi_l, fi_l = [], []
+        for s in range(0, q.shape[0], chunk):  # chunks of queries bound memory only
+            t = np.arange(s, min(s + chunk, q.shape[0]))
+            reach = cp.distance[t] + slack
+            lists = self.tree.query_ball_point(q[t], reach * (1 + 1e-9) + self.rho_max + 1e-12, return_sorted=False)
+            counts = np.fromiter(map(len, lists), np.int64, t.size)
+            key = np.sort(np.repeat(t, counts) * F + self.parent[np.concatenate(list(lists)).astype(np.int64)])
+            key = key[np.r_[True, key[1:] != key[:-1]]]
+            qi, fi = key // F, key % F
+            dc = self.discs[fi]
+            diff = q[qi] - dc[:, :3]
+            h = np.einsum("ij,ij->i", diff, dc[:, 4:7])
+            lat = np.sqrt(np.maximum(np.einsum("ij,ij->i", diff, diff) - h * h, 0.0))
+            lb2 = h * h + np.maximum(lat - dc[:, 3], 0.0) ** 2
+            keep = lb2 <= (cp.distance[qi] + slack) ** 2 * (1 + 1e-9) + 1e-18
+            qi_l.append(qi[keep])
+            fi_l.append(fi[keep])
+        qi = np.concatenate(qi_l)
+        fi = np.concatenate(fi_l)
+        # the exact best triangle is always a candidate (its bound is <= best)
+        return qi, fi, cp
+
+    def query_pairs(self, points: np.ndarray, qi: np.ndarray, fi: np.ndarray) -> ClosestPoints:
+        """Closest points restricted to the candidate pairs ``(qi ascending, fi)``; every point needs one."""
+        q = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        v, w, d2 = pair_distances2(q[qi], self.packed[fi])
+        hit = segment_best(qi, d2)
+        if hit.size != q.shape[0]:
+            raise ValueError("query_pairs: every point needs at least one candidate triangle")
+        f, vw = fi[hit], np.stack([v[hit], w[hit]], 1)
+        t = self.packed[f]
+        point = t[:, 0:3] + vw[:, :1] * t[:, 3:6] + vw[:, 1:] * t[:, 6:9]
+        bary = np.concatenate([1 - vw.sum(1, keepdims=True), vw], axis=1)
+        return ClosestPoints(np.sqrt(d2[hit]), point, f, bary)
+
+
+def closest_points(query: np.ndarray, vertices: np.ndarray, faces: np.ndarray, k: int = 4) -> ClosestPoints:
+    """Exact closest points on the mesh (vertices, faces) for ``query (N, 3)``; see :class:`TriangleIndex`."""
+    return TriangleIndex(vertices, faces, k).query(query)
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True, weights: np.ndarray | None = None):
+    """Least-squares ``s, R, t`` minimising sum w_i |s R src_i + t - dst_i|^2 (Umeyama 1991).
+
+    ``R`` is a proper rotation (det +1).  With ``with_scale=False``, ``s = 1``.
+    Returns ``(s, R (3, 3), t (3,))``; apply as ``s * x @ R.T + t``.
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    w = np.ones(src.shape[0]) if weights is None else np.asarray(weights, np.float64)
+    w = w / w.sum()
+    mu_s, mu_d = w @ src, w @ dst
+    xs, xd = src - mu_s, dst - mu_d
+    cov = (xd * w[:, None]).T @ xs
+    U, S, Vt = np.linalg.svd(cov)
+    D = np.ones(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        D[2] = -1.0
+    R = (U * D) @ Vt
+    var_s = (w * (xs * xs).sum(1)).sum()
+    s = float((S * D).sum() / var_s) if with_scale and var_s > 0 else 1.0
+    t = mu_d - s * R @ mu_s
+    return s, R, t
