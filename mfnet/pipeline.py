@@ -9,6 +9,7 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -47,12 +48,15 @@ def load_identity(path: str | os.PathLike, n_shape: int) -> torch.Tensor:
 
 def reconstruct(images: Sequence, model=None, preset: str = "default", device: str | None = "cpu",
                 backend: str = "mediapipe", identity: str | os.PathLike | None = None, progress: bool = True,
-                views: Views | None = None, **overrides) -> Reconstruction:
+                views: Views | None = None, method: str = "fit", checkpoint: str | os.PathLike | None = None,
+                **overrides) -> Reconstruction:
     """Reconstruct one head from 1-16 photos (paths, RGB arrays or ImageViews) of the same person.
 
     model: a name, an .npz path or a loaded :class:`~mfnet.headmodel.HeadModel` (default: the open
     ICT-FaceKit model); preset: 'fast' | 'default' | 'best'; identity: a params.npz whose shape
-    is kept fixed; overrides: :class:`~mfnet.fit.fitter.FitConfig` fields.
+    is kept fixed; method: 'fit' (optimisation), 'net' (the MFNet network's prediction from
+    ``checkpoint``) or 'net+fit' (the prediction refined by optimisation); overrides:
+    :class:`~mfnet.fit.fitter.FitConfig` fields.
     """
     from .fit.fitter import MultiViewFitter, get_config
     from .fit.views import prepare_views
@@ -85,8 +89,21 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     timings["detect"] = time.perf_counter() - t
 
     fixed = load_identity(identity, model.n_shape) if identity is not None else None
+    if method not in ("fit", "net", "net+fit"):
+        raise MfnetError(f"unknown method {method!r}: use 'fit', 'net' or 'net+fit'")
+    init = None
+    if method != "fit":
+        if checkpoint is None:
+            raise MfnetError(f"--method {method} needs a network checkpoint (a .pt file written by `mfnet train`)")
+        from .net.checkpoint import init_from_network
+
+        t = time.perf_counter()
+        init = init_from_network(checkpoint, views, model)
+        timings["network"] = time.perf_counter() - t
+        if method == "net":  # the prediction as is: no optimisation steps
+            cfg = replace(cfg, iters_pose=0, iters_shape=0, iters_flow=0)
     t = time.perf_counter()
-    res = MultiViewFitter(model, cfg, fixed_shape=fixed, progress=progress).fit(views)
+    res = MultiViewFitter(model, cfg, fixed_shape=fixed, progress=progress).fit(views, init=init)
     timings["fit"] = time.perf_counter() - t
     timings.update({f"fit.{k}": v for k, v in res.timings.items()})
 

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", metavar="ROOT", help="reconstruct every sub-folder of ROOT as one subject")
     p.add_argument("--model", default=None, help="head model name or .npz (default: ict-facekit)")
     p.add_argument("--preset", default="default", choices=["fast", "default", "best"])
+    p.add_argument("--method", nargs="+", default=["fit"], metavar=("fit|net|net+fit", "CKPT"),
+                   help="'fit' (optimisation, default), 'net CKPT' (MFNet network prediction) or "
+                        "'net+fit CKPT' (network prediction refined by optimisation)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dlib"], help="landmark detector")
     p.add_argument("--identity", metavar="PARAMS_NPZ", help="keep the shape of an earlier reconstruction fixed")
@@ -46,17 +49,35 @@ def _overrides(args) -> dict:
 def _run_one(images, out: Path, args, model) -> dict:
     from ..pipeline import reconstruct
 
+    method, ckpt = args.method_name, args.checkpoint
     rec = reconstruct(images, model=model, preset=args.preset, device=args.device, backend=args.backend,
-                      identity=args.identity, progress=not (args.quiet or args.json), **_overrides(args))
+                      identity=args.identity, progress=not (args.quiet or args.json), method=method,
+                      checkpoint=ckpt, **_overrides(args))
     rec.save(out, posed_vertices=rec.posed_vertices, photos=rec.photos, report=not args.no_report)
     err = rec.reprojection_error_px
     return {"out": str(out), "views": rec.names, "reprojection_error_px": [round(float(e), 3) for e in err],
             "seconds": round(rec.timings["total"], 3), "warnings": rec.warnings}
 
 
+def _split_method(args) -> None:
+    """``--method net CKPT IMG...`` -> method, checkpoint, and the photos argparse gathered into --method."""
+    items = list(args.method)
+    method = items.pop(0)
+    if method not in ("fit", "net", "net+fit"):
+        raise MfnetError(f"--method {method}: use 'fit', 'net CKPT' or 'net+fit CKPT'")
+    ckpt = None
+    if method != "fit":
+        if not items:
+            raise MfnetError(f"--method {method} needs a checkpoint: --method {method} CKPT")
+        ckpt = items.pop(0)
+    args.method_name, args.checkpoint = method, ckpt
+    args.images = items + list(args.images)
+
+
 def cmd_reconstruct(args) -> int:
     from ..headmodel.registry import load_head_model
 
+    _split_method(args)
     quiet = args.quiet or args.json
     if quiet:
         logging.getLogger().setLevel(logging.WARNING)

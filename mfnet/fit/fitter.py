@@ -115,7 +115,8 @@ class MultiViewFitter:
         return terms
 
     # ----------------------------------------------------------------- fit
-    def fit(self, views: Views) -> FitResult:
+    def fit(self, views: Views, init: tuple[HeadParams, ViewParams] | None = None) -> FitResult:
+        """Fit; ``init`` (e.g. the network's prediction) replaces the landmark-based start."""
         cfg, model = self.cfg, self.model
         dev, dt = model.v_template.device, model.v_template.dtype
         views = views.to(dev)
@@ -127,11 +128,18 @@ class MultiViewFitter:
                  else torch.zeros(model.n_shape, device=dev, dtype=dt))
         expr = torch.zeros(model.n_expr, device=dev, dtype=dt)
         jaw = torch.zeros(3, device=dev, dtype=dt)
-        with torch.no_grad():
-            mean = model(shape[None], expr[None]).landmarks[0]
-            rot = init_rotations(mean, views.landmarks, S).to(dev, dt)
-            posed = self._forward(shape, expr, jaw, rot, landmarks_only=True).landmarks
-            s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, S)
+        if init is not None:
+            h0, v0 = init
+            if self.fixed_shape is None:
+                shape = h0.shape.to(dev, dt).clone()
+            expr, jaw = h0.expression.to(dev, dt).clone(), h0.jaw.to(dev, dt).clone()
+            rot, s, t = v0.rotation.to(dev, dt).clone(), v0.scale.to(dev, dt).clone(), v0.trans.to(dev, dt).clone()
+        else:
+            with torch.no_grad():
+                mean = model(shape[None], expr[None]).landmarks[0]
+                rot = init_rotations(mean, views.landmarks, S).to(dev, dt)
+                posed = self._forward(shape, expr, jaw, rot, landmarks_only=True).landmarks
+                s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, S)
         log_s = s.log().clone()
         params = {"shape": shape.requires_grad_(self.fixed_shape is None), "expr": expr.requires_grad_(),
                   "jaw": jaw.requires_grad_(), "rot": rot.requires_grad_(), "log_s": log_s.requires_grad_(),
