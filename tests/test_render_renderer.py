@@ -131,3 +131,28 @@ def test_ict_head_renders_with_open_boundaries(ict_dir):
     assert ((s > 0.05) & ~m).sum() > 0.5 * (m.sum() ** 0.5)  # a soft rim all around the head
     (out.image.sum() + out.soft_mask.sum()).backward()
     assert torch.isfinite(v.grad).all() and v.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("persp", [False, True])
+def test_render_gradcheck_small_scene(persp):
+    """Finite-difference check of the whole renderer (image and soft mask)."""
+    import trimesh
+
+    m = trimesh.creation.icosphere(subdivisions=1, radius=0.1)
+    torch.manual_seed(0)
+    v = (torch.tensor(m.vertices) * (1 + 0.05 * torch.rand(len(m.vertices), 1))).double()[None]
+    f = torch.tensor(m.faces)
+    if persp:
+        R, t = look_at_opencv(torch.tensor([0.05, 0.03, 0.45], dtype=torch.float64))
+        cams = PerspectiveCameras(intrinsics_from_fov(40.0, 12, dtype=torch.float64), R, t)
+    else:
+        cams = WeakPerspectiveCameras(torch.tensor([7.3], dtype=torch.float64), torch.tensor([[0.003, -0.002]], dtype=torch.float64))
+    col = torch.rand(1, v.shape[1], 3, dtype=torch.float64, requires_grad=True)
+    L = (torch.randn(1, 9, 3, dtype=torch.float64) * 0.3 + torch.tensor([2.0] + [0.0] * 8, dtype=torch.float64)[:, None]).requires_grad_(True)
+    r = Renderer(12)
+
+    def fn(verts, colors, sh):
+        out = r.render(verts, f, cams, vertex_colors=colors, sh_coeffs=sh, soft_mask=True)
+        return out.image, out.soft_mask, out.normals, out.depth
+
+    assert torch.autograd.gradcheck(fn, (v.clone().requires_grad_(True), col, L), eps=1e-7, atol=1e-5, fast_mode=True)

@@ -1,4 +1,11 @@
-"""High-level differentiable renderer: albedo (vertex colours or UV texture) x SH shading."""
+"""High-level differentiable renderer: albedo (vertex colours or UV texture) x SH shading.
+
+Per-pixel work (normals, albedo, SH shading) is done only on the covered
+pixels, in a channel-major (C, M) layout, and scattered once into the dense
+outputs.  The image is ``albedo * sum_k l_k H_k(n)`` (MFNet eq. 2) with ``n``
+the normalised interpolated vertex normal in world coordinates; it is not
+clamped.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +25,11 @@ __all__ = ["Renderer", "RenderOutput"]
 @dataclass
 class RenderOutput:
     """Renderer result (all images channel-first).
+
+    ``image`` (without background), ``normals``, ``depth`` (and the extras)
+    are channel-major *views*: each (H, W) plane is contiguous but the batch
+    layout is not, so use ``.reshape`` / ``.contiguous()`` rather than ``.view``
+    across the (B, C) dimensions.
 
     Attributes:
         image: (B, 3, H, W) ``albedo * shading`` (or albedo alone) composited
