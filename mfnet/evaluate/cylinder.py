@@ -134,6 +134,16 @@ def _cell_faces(H: int, W: int) -> np.ndarray:
     return np.stack([np.stack([a, c, d], 1), np.stack([a, d, b], 1)], 1).reshape(-1, 3)
 
 
+def _used_vertices(keep: np.ndarray, H: int, W: int) -> np.ndarray:
+    """(H, W) bool: grid vertices that a kept cell (H-1, W-1) uses."""
+    used = np.zeros((H, W), bool)
+    used[:-1, :-1] |= keep
+    used[:-1, 1:] |= keep
+    used[1:, :-1] |= keep
+    used[1:, 1:] |= keep
+    return used
+
+
 def radius_map_mesh(radius: np.ndarray, jump: float = JUMP_MM) -> tuple[np.ndarray, np.ndarray]:
     """Grid mesh of a cylindrical radius map (0 = no sample).
 
@@ -150,8 +160,9 @@ def radius_map_mesh(radius: np.ndarray, jump: float = JUMP_MM) -> tuple[np.ndarr
 
 def grid_distances(query_radius: np.ndarray, target_radius: np.ndarray, jump: float = JUMP_MM,
                    max_pairs: int = 1 << 21, max_cells: int = 1 << 25) -> np.ndarray:
-    """Exact distance from every vertex with ``query_radius > 0`` (row-major order) to
-    the surface of ``radius_map_mesh(target_radius, jump)``; NaN if that mesh is empty.
+    """Exact distance from every vertex of ``radius_map_mesh(query_radius, jump)`` that a face
+    uses (row-major order) to the surface of ``radius_map_mesh(target_radius, jump)``; NaN
+    if the target mesh is empty.
 
     The grid is the search structure.  Every point of a triangle of target
     cell (i', j') lies in the cylindrical box: height in [y_(i'+1), y_i'],
@@ -172,9 +183,9 @@ def grid_distances(query_radius: np.ndarray, target_radius: np.ndarray, jump: fl
     C = W - 1  # cells per ring (column W-1 repeats column 0)
     ys, phis = cylinder_rays(H, W)
     dy, dphi = ys[0] - ys[1], phis[1]
-    qv, _ = _grid(query_radius, jump)
+    qv, qkeep = _grid(query_radius, jump)
     tv, keep = _grid(target_radius, jump)
-    qi, qj = np.nonzero(query_radius > 0)
+    qi, qj = np.nonzero(_used_vertices(qkeep, H, W))
     n = qi.size
     if not keep.any() or n == 0:
         return np.full(n, np.nan)
@@ -203,9 +214,7 @@ def grid_distances(query_radius: np.ndarray, target_radius: np.ndarray, jump: fl
     exact(np.repeat(np.arange(n), 4)[ok.ravel()], cells[ok])
     lost = np.flatnonzero(~np.isfinite(best))
     if lost.size:  # no target cell around: the nearest vertex of a kept cell bounds the distance
-        used = np.zeros(H * W, bool)
-        used[_cell_faces(H, W).reshape(-1, 6)[keep]] = True
-        d, _ = cKDTree(tv.reshape(-1, 3)[used]).query(q[lost])
+        d, _ = cKDTree(tv.reshape(-1, 3)[_used_vertices(keep.reshape(H - 1, W - 1), H, W).ravel()]).query(q[lost])
         best[lost] = d * d
 
     # (2) elliptic window: per row offset, the columns whose angular gap leaves room under best

@@ -64,6 +64,7 @@ __all__ = [
     "align_depth_lab",
     "canonicalize",
     "radius_map_mesh",
+    "normal_error",
     "cylinder_metrics",
     "evaluate_wild",
     "evaluate_lab",
@@ -111,12 +112,22 @@ def pupil_scale(vertices: np.ndarray, left_eye: np.ndarray, right_eye: np.ndarra
 
 
 def render_depth(vertices: np.ndarray, faces: np.ndarray, camera, size: int = DEPTH_SIZE) -> np.ndarray:
-    """(size, size) depth map of a mesh seen by ``camera`` (an mfnet.render camera, batch 1); NaN = background."""
-    v = torch.as_tensor(np.asarray(vertices, np.float64))[None]
-    f = torch.as_tensor(np.asarray(faces, np.int64))
+    """(size, size) depth map of a mesh seen by ``camera`` (an mfnet.render camera, batch 1); NaN = background.
+
+    Runs torch on one thread: a 256x256 depth map is a few milliseconds of
+    work, and OpenMP thread hand-offs cost far more on a busy CPU.
+    """
+    v = torch.as_tensor(np.ascontiguousarray(vertices, np.float64))[None]
+    f = torch.as_tensor(np.ascontiguousarray(faces, np.int64))
     cam = camera.to(dtype=torch.float64)
-    screen = cam.project(v, size)
-    frags = rasterize(screen, f, size, perspective_correct=cam.perspective_correct)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            screen = cam.project(v, size)
+            frags = rasterize(screen, f, size, perspective_correct=cam.perspective_correct)
+    finally:
+        torch.set_num_threads(threads)
     z = frags.zbuf[0].numpy().astype(np.float64)
     z[~np.isfinite(z)] = np.nan
     return z
@@ -182,9 +193,13 @@ def canonicalize(vertices: np.ndarray, center: np.ndarray, rotation: np.ndarray)
     return (np.asarray(vertices, np.float64) - np.asarray(center, np.float64).reshape(1, 3)) @ np.asarray(rotation, np.float64)
 
 
-def _transformed_normals(vertices, faces, hit):
-    n = face_normals(vertices, faces)[hit] + 1.0
-    return n / np.linalg.norm(n, axis=1, keepdims=True)
+def normal_error(n_gt: np.ndarray, n_pred: np.ndarray) -> np.ndarray:
+    """Per-pair MNE angle (rad) of unit normals (N, 3): arccos of ``n'_gt . n'_pred``, ``n' = (n+1)/|n+1|``."""
+    a = np.asarray(n_gt, np.float64) + 1.0
+    b = np.asarray(n_pred, np.float64) + 1.0
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    return np.arccos(np.clip((a * b).sum(1), -1.0, 1.0))
 
 
 def cylinder_metrics(pred_v, pred_f, gt_v, gt_f, jump: float = JUMP_MM) -> FaceScapeMetrics:
@@ -197,9 +212,9 @@ def cylinder_metrics(pred_v, pred_f, gt_v, gt_f, jump: float = JUMP_MM) -> FaceS
     cr = n_both / n_gt if n_gt else float("nan")
     if n_both == 0:
         return FaceScapeMetrics(float("nan"), float("nan"), cr, 0.0, n_gt, 0)
-    ng = _transformed_normals(np.asarray(gt_v, np.float64), np.asarray(gt_f), f_gt[both])
-    npr = _transformed_normals(np.asarray(pred_v, np.float64), np.asarray(pred_f), f_pr[both])
-    mne = float(np.arccos(np.clip((ng * npr).sum(1), -1.0, 1.0)).mean())
+    ng = face_normals(np.asarray(gt_v, np.float64), np.asarray(gt_f))[f_gt[both]]
+    npr = face_normals(np.asarray(pred_v, np.float64), np.asarray(pred_f))[f_pr[both]]
+    mne = float(normal_error(ng, npr).mean())
     m_gt, m_pr = np.where(both, r_gt, 0.0), np.where(both, r_pr, 0.0)
     d = np.concatenate([grid_distances(m_gt, m_pr, jump), grid_distances(m_pr, m_gt, jump)])
     cd = float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")
@@ -207,8 +222,8 @@ def cylinder_metrics(pred_v, pred_f, gt_v, gt_f, jump: float = JUMP_MM) -> FaceS
 
 
 def _check_mesh(name, v, f):
-    v = np.asarray(v, np.float64)
-    f = np.asarray(f, np.int64)
+    v = np.ascontiguousarray(v, np.float64)
+    f = np.ascontiguousarray(f, np.int64)
     if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
         raise ValueError(f"{name}: expected vertices (V, 3) and triangles (F, 3), got {v.shape} and {f.shape}")
     if f.size and (f.min() < 0 or f.max() >= v.shape[0]):
