@@ -84,12 +84,14 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert (logs / "scalars.csv").exists() or any(logs.glob("events.*"))
 
 
-def test_resume_errors(tmp_path):
+def test_resume_errors(tmp_path, capsys):
+    from mfnet.train.__main__ import main
+
     cfg = tiny_config(tmp_path, steps=2)
-    r = _run([str(cfg), "--out", str(tmp_path / "none"), "--resume"])
-    assert r.returncode == 2 and "nothing to resume from" in r.stderr
-    r = _run([str(tmp_path / "missing.yaml")])
-    assert r.returncode == 2 and "no such config file" in r.stderr
+    assert main([str(cfg), "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume from" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.yaml")]) == 2
+    assert "no such config file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text, message", [
