@@ -164,3 +164,38 @@ def test_synthetic_on_the_fly_and_folder(tmp_path, ict_dir):
     assert abs(float(torch.rad2deg(item["view_rotations"][0, 1]))) < 1  # anchor = the 0 deg view
     ref = SyntheticMultiView(model, 1, (-60, -20, 0, 30), S, seed=1)[0]
     assert torch.allclose(torch.from_numpy(np.load(out / "subject_00000" / "meta.npz")["shape"]), ref["shape"])
+
+
+def test_cli_hooks_synth_and_prepare(tmp_path, capsys):
+    import argparse
+
+    from synthetic_model import make_synthetic_model
+
+    from mfnet.data.synth_cli import register_prepare, register_synth
+    from mfnet.train.cli import register_train
+
+    parser = argparse.ArgumentParser(prog="mfnet")
+    sub = parser.add_subparsers(dest="command")
+    for register in (register_synth, register_prepare, register_train):
+        register(sub)
+    head = tmp_path / "tiny.npz"
+    make_synthetic_model(n_verts=80).save(head)
+    args = parser.parse_args(["synth", "--subjects", "2", "--views", "-60,0,60", "--out", str(tmp_path / "s"),
+                              "--size", "32", "--model", str(head)])
+    assert args.func(args) == 0
+    ds = SyntheticMultiView.from_folder(tmp_path / "s")
+    assert len(ds) == 2 and ds[1]["images"].shape == (3, 3, 32, 32)
+    bad = parser.parse_args(["synth", "--views", "left", "--out", "x"])
+    with pytest.raises(MfnetError, match="yaw angles"):
+        bad.func(bad)
+    # prepare with the real (MediaPipe) detector: plain grey photos have no face
+    for s in range(2):
+        for v in range(2):
+            p = tmp_path / "photos" / f"p{s}" / f"v{v}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((96, 96, 3), 128, np.uint8)).save(p)
+    args = parser.parse_args(["prepare", str(tmp_path / "photos"), "--kind", "folder"])
+    assert args.func(args) == 0
+    assert "4 photos without a face" in capsys.readouterr().out
+    args = parser.parse_args(["train", "--print-config"])
+    assert args.func(args) == 0 and "w_lip: 0.5" in capsys.readouterr().out

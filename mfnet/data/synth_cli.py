@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -68,6 +69,8 @@ def register_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=224, help="image size in pixels (default 224)")
     p.add_argument("--model", default=None, help="head model name or .npz (default: ict-facekit)")
     p.add_argument("--seed", type=int, default=0)
+    # let `--views -60,0,60` through: argparse would take "-60,0,60" for an option
+    p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(,-?[\d.]+)*$")
     p.set_defaults(func=cmd_synth)
 
 
