@@ -229,6 +229,8 @@ def test_fused_autograd_functions_gradcheck(persp):
     vidx = torch.tensor([[0, 1, 2], [3, 4, 5], [1, 4, 2], [0, 1, 2]]).t()  # (3, M)
     p = torch.rand(4, 2, dtype=torch.float64) * 10
     assert torch.autograd.gradcheck(lambda v: pixel_barycentrics(v, vidx, p, persp), (verts,))
+    assert torch.autograd.gradcheck(lambda v: pixel_barycentrics(v, vidx, p, persp)[0], (verts,))  # depth unused
+    assert torch.autograd.gradcheck(lambda v: pixel_barycentrics(v, vidx, p, persp)[1], (verts,))  # bary unused
     bary = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)
     flat = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda b, f: blend(b, f, vidx), (bary, flat))

@@ -45,6 +45,7 @@ class _PixelBary(torch.autograd.Function):
             depth = b[0] * z[0] + b[1] * z[1] + b[2] * z[2]
         ctx.persp = persp
         ctx.n = verts.shape[0]
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(idx, *x, *y, *z, *b, A, *bp, S)
         return torch.stack(bp, 1), depth
 
@@ -53,13 +54,21 @@ class _PixelBary(torch.autograd.Function):
     def backward(ctx, gbp: Tensor | None, gdepth: Tensor | None):
         idx, *t = ctx.saved_tensors
         x, y, z, b, A, bp, S = t[0:3], t[3:6], t[6:9], t[9:12], t[12], t[13:16], t[16]
+        if gbp is None and gdepth is None:
+            return None, None, None, None
         g = [torch.zeros_like(A)] * 3 if gbp is None else list(gbp.t().contiguous().unbind(0))
-        gd = torch.zeros_like(A) if gdepth is None else gdepth.contiguous()
+        gd = None if gdepth is None else gdepth.contiguous()
+        gz = None
         if ctx.persp:
             dot = g[0] * bp[0] + g[1] * bp[1] + g[2] * bp[2]
-            gS = gd / (S * S)
-            gb = [((g[k] - dot) / S - gS) / z[k] for k in range(3)]
+            if gd is None:
+                gb = [(g[k] - dot) / (S * z[k]) for k in range(3)]
+            else:
+                gS = gd / (S * S)
+                gb = [((g[k] - dot) / S - gS) / z[k] for k in range(3)]
             gz = [-gb[k] * b[k] / z[k] for k in range(3)]
+        elif gd is None:  # weak perspective, depth unused: z gets no gradient
+            gb = g
         else:
             gb = [g[k] + gd * z[k] for k in range(3)]
             gz = [gd * b[k] for k in range(3)]
@@ -68,11 +77,12 @@ class _PixelBary(torch.autograd.Function):
         # accumulate in a (3, N) layout: index_add_ along dim 1 is much faster on
         # CPU than along dim 0 of an (N, 3) tensor
         out = A.new_zeros(3, ctx.n)
+        rows = out if gz is not None else out[0:2]
         for k in range(3):
             k1, k2 = (k + 1) % 3, (k + 2) % 3
             gx = gw[k2] * y[k1] - gw[k1] * y[k2]
             gy = gw[k1] * x[k2] - gw[k2] * x[k1]
-            out.index_add_(1, idx[k], torch.stack((gx, gy, gz[k]), 0))
+            rows.index_add_(1, idx[k], torch.stack((gx, gy) if gz is None else (gx, gy, gz[k]), 0))
         return out.t(), None, None, None
 
 
