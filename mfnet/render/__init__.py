@@ -7,7 +7,15 @@ texture extraction, :mod:`silhouette` a soft silhouette, and
 :class:`Renderer` ties them together.
 """
 from .cameras import PerspectiveCameras, WeakPerspectiveCameras, intrinsics_from_fov, look_at_opencv
-from .rasterize import Fragments, interpolate, interpolate_face_attributes, rasterize, signed_areas
+from .rasterize import (
+    Fragments,
+    interpolate,
+    interpolate_face_attributes,
+    interpolate_face_attributes_packed,
+    interpolate_packed,
+    rasterize,
+    signed_areas,
+)
 from .renderer import RenderOutput, Renderer
 from .shading import SH_CONSTANTS, face_normals, sh_basis, sh_shading, vertex_normals
 from .silhouette import face_adjacency, silhouette_faces, soft_silhouette
@@ -22,6 +30,8 @@ __all__ = [
     "rasterize",
     "interpolate",
     "interpolate_face_attributes",
+    "interpolate_packed",
+    "interpolate_face_attributes_packed",
     "signed_areas",
     "soft_silhouette",
     "silhouette_faces",

@@ -85,9 +85,9 @@ class Fragments:
     bary_packed: Tensor
     depth_packed: Tensor | None = None
     face_areas: Tensor | None = None
-    _bary: Tensor | None = field(default=None, repr=False)
+    _bary: Tensor | None = field(default=None, init=False, repr=False)
 
-    _mask: Tensor | None = field(default=None, repr=False)
+    _mask: Tensor | None = field(default=None, init=False, repr=False)
 
     @property
     def mask(self) -> Tensor:
