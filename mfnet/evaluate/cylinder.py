@@ -234,7 +234,13 @@ def grid_distances(query_radius: np.ndarray, target_radius: np.ndarray, jump: fl
     half = np.where(h2 > 0, np.maximum(half, 1), 0).astype(np.int64)
     full = 2 * half >= C
     nc = np.where(full, C, 2 * half)
-    c0 = np.where(full, 0, qj[o_r] - half)
+    # per (query, row) pair: first column relative to the query's, row base, bounds
+    rel0 = np.where(full, -qj[o_r], -half)
+    q_col, row_base = qj[o_r], row * C
+    dy2, rq = dy_min ** 2, r_q[o_r]
+    own_row = (row >= qi[o_r] - 1) & (row <= qi[o_r])                # rows of the step (1) cells
+    cos_gap = np.cos(np.minimum(np.arange(C + 1) * dphi, np.pi))
+    radii = np.stack([r_lo, r_hi], 1)
     total = np.cumsum(nc)
     stops = np.searchsorted(total, np.arange(1, int(total[-1]) // max_pairs + 1) * max_pairs) if total.size else []
     lo = 0
@@ -243,21 +249,28 @@ def grid_distances(query_radius: np.ndarray, target_radius: np.ndarray, jump: fl
             continue
         c = nc[lo:hi]
         k = np.repeat(np.arange(lo, hi), c)
-        off = c0[k] + np.arange(k.size) - np.repeat(np.cumsum(c) - c, c)   # unwrapped column
-        cell = row[k] * C + off % C
-        who = o_r[k]
+        rel = rel0[k] + np.arange(k.size) - np.repeat(np.cumsum(c) - c, c)   # column - query column
+        cell = row_base[k] + (q_col[k] + rel) % C
         lo = hi
         f = keep[cell]
-        cell, who, off, k = cell[f], who[f], off[f], k[f]
+        cell, k, rel = cell[f], k[f], rel[f]
         # distance to the cell's cylindrical box (lower bound for its triangles)
-        gap = np.maximum(np.maximum(off - qj[who], qj[who] - off - 1), 0)
-        gap = np.minimum(gap, np.maximum(C - 1 - gap, 0)) * dphi          # circular, for full rings
-        cosg = np.cos(np.minimum(gap, np.pi))
-        rs = np.clip(r_q[who] * cosg, r_lo[cell], r_hi[cell])
-        lb2 = dy_min[k] ** 2 + r_q[who] ** 2 + rs * rs - 2 * r_q[who] * rs * cosg
-        f = lb2 <= best[who] * (1 + 1e-9) + 1e-12
-        f &= ~((row[k] >= qi[who] - 1) & (row[k] <= qi[who]) & (off >= qj[who] - 1) & (off <= qj[who]))  # done in (1)
-        exact(who[f], cell[f])
+        gap = np.maximum(np.maximum(rel, -rel - 1), 0)
+        cosg = cos_gap[np.minimum(gap, np.maximum(C - 1 - gap, 0))]      # circular gap, for full rings
+        r = rq[k]
+        rr = radii[cell]
+        rs = np.clip(r * cosg, rr[:, 0], rr[:, 1])
+        lb2 = dy2[k] + r * r + rs * (rs - 2 * r * cosg)
+        who = o_r[k]
+        f = (lb2 <= best[who] * (1 + 1e-9) + 1e-12) & ~(own_row[k] & (rel >= -1) & (rel <= 0))
+        who, cell, lb2 = who[f], cell[f], lb2[f]
+        if who.size:  # probe each query's most promising cell first: a lower best prunes the rest
+            first = segment_best(who, lb2)
+            exact(who[first], cell[first])
+            rest = np.ones(who.size, bool)
+            rest[first] = False
+            rest &= lb2 <= best[who] * (1 + 1e-9) + 1e-12
+            exact(who[rest], cell[rest])
     far = np.setdiff1d(np.arange(n), near)
     if far.size:  # very far from the target: generic exact search
         faces = _cell_faces(H, W).reshape(-1, 2, 3)[keep].reshape(-1, 3)
