@@ -90,3 +90,13 @@ def test_missing_open_model_says_how_to_get_it(tmp_path, monkeypatch, capsys):
 def test_console_script_entry_point(tmp_path):
     res = subprocess.run([sys.executable, "-m", "mfnet.cli.main", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "models" in res.stdout and "demo" in res.stdout
+
+
+def test_models_fetch_from_local_copy(ict_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MFNET_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("mfnet.headmodel.registry.ict_source_candidates", lambda: [])  # no auto-install
+    assert main(["models", "fetch", "ict-facekit", "--from", str(ict_dir), "--regions", "face", "--n-shape", "5"]) == 0
+    assert "installed ict-facekit" in capsys.readouterr().out
+    data = HeadModelData.load(tmp_path / "home" / "models" / "ict-facekit.npz")
+    assert data.num_shape == 5 and data.meta["source"] == "ICT-FaceKit"
+    assert main(["models", "fetch", "ict-facekit", "--from", str(tmp_path / "nowhere")]) == 2
