@@ -77,6 +77,27 @@ def test_facescape_lab_cli(tmp_path):
     assert "## Per focal" in md and "## Per view" in md
 
 
+def test_facescape_lab_world_frame_gt(tmp_path):
+    pred, gt = make_facescape(tmp_path, lab=True)
+    name = "s01_f600_v3"
+    prm = json.loads((gt / f"{name}_params.json").read_text())
+    R = np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])  # world -> camera: 90 degrees about y
+    t = np.array([0.5, -0.2, 3.0])
+    v, f = files.load_mesh(gt / f"{name}.obj")
+    files.export_facescape_prediction(gt / name, (v - t) @ R, f)  # GT stored in the world frame
+    prm.update(camera_R=R.tolist(), camera_t=t.tolist(), head_center=(R.T @ (np.array(prm["head_center"]) - t)).tolist(),
+               head_rotation=R.T.tolist())
+    (gt / f"{name}_params.json").write_text(json.dumps(prm))
+    out = tmp_path / "out"
+    assert main(["evaluate", "facescape", "--set", "lab", "--pred", str(pred), "--gt", str(gt), "--out", str(out)]) == 0
+    (row,) = read_rows(out / "facescape_lab_items.csv")
+    assert float(row["cd_mm"]) < 0.3 and float(row["cr"]) == 1.0
+    del prm["camera_t"]
+    (gt / f"{name}_params.json").write_text(json.dumps(prm))
+    with pytest.raises(EvaluationError, match="camera_t"):
+        files.load_facescape_params(gt / f"{name}_params.json")
+
+
 def test_facescape_mismatches_are_named(tmp_path, capsys):
     pred, gt = make_facescape(tmp_path, lab=False)
     (pred / "150.obj").unlink()

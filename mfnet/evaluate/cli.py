@@ -32,7 +32,9 @@ folder layout:
   GT_DIR/<name>.obj           ground-truth mesh
   GT_DIR/<name>_params.json   head_center [3], head_rotation [3x3] (same frame/units as the mesh),
                               pupil_scale (mm per unit; or pupils [[3],[3]]);
-                              FS-Lab also K [3x3] and image_size [h, w]; optional index/view/focal
+                              FS-Lab also K [3x3] and image_size [h, w]; optional index/view/focal;
+                              optional camera_R [3x3], camera_t [3]: GT (and its pose) in a world
+                              frame, x_cam = R x + t
   PRED_DIR/<name>.obj         prediction named like its GT, in the GT frame: FS-Wild the
                               normalised orthographic cube of the photo (x right, y up, looking
                               down -z), FS-Lab the GT camera frame; GT units (or mm: --pred-units mm)
@@ -112,7 +114,11 @@ def cmd_facescape(args) -> int:
         gv, gf = load_mesh(it.gt)
         if args.pred_units == "mm":
             pv = pv / scale
-        pose = dict(head_center=prm["head_center"], head_rotation=prm["head_rotation"], pupil_scale=scale)
+        centre, rot = prm["head_center"], prm["head_rotation"]
+        if "camera_R" in prm:  # GT given in a world frame: move it (and its pose) into the camera frame
+            R, t = prm["camera_R"], prm["camera_t"]
+            gv, centre, rot = gv @ R.T + t, R @ centre + t, R @ rot
+        pose = dict(head_center=centre, head_rotation=rot, pupil_scale=scale)
         try:
             if lab:
                 if "K" not in prm:

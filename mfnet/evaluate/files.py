@@ -9,6 +9,9 @@ FaceScape (FS-Wild / FS-Lab) layout::
         pupil_scale  float       mm per mesh unit (FS-Wild: 62.85 / GT pupil distance;
                                  FS-Lab default 62.85); or "pupils" [[3],[3]]
         K [[3x3]], image_size [h, w]   FS-Lab only: intrinsics of the photo
+        camera_R [[3x3]], camera_t [3] optional: the GT mesh, head_center and
+                                 head_rotation are in a world frame, x_cam = R x + t
+                                 (t in GT units); the prediction is in the camera frame
         index / view / focal     optional labels (FS-Wild angle bin = index // 100,
                                  else the trailing number of <name>)
     PRED_DIR/<name>.obj          prediction named like its GT, in the GT's frame:
@@ -133,7 +136,7 @@ def load_facescape_params(path) -> dict:
         raise EvaluationError(f"{path}: cannot read the parameters ({exc})") from None
     out = {}
     for key, shape in (("head_center", (3,)), ("head_rotation", (3, 3)), ("K", (3, 3)), ("pupils", (2, 3)),
-                       ("image_size", (2,))):
+                       ("image_size", (2,)), ("camera_R", (3, 3)), ("camera_t", (3,))):
         if key in raw:
             a = np.asarray(raw[key], np.float64)
             if a.shape != shape:
@@ -145,6 +148,8 @@ def load_facescape_params(path) -> dict:
     for key in ("head_center", "head_rotation"):
         if key not in out:
             raise EvaluationError(f"{path}: missing '{key}'; see the FaceScape layout in 'mfnet evaluate facescape --help'")
+    if ("camera_R" in out) != ("camera_t" in out):
+        raise EvaluationError(f"{path}: give both 'camera_R' and 'camera_t' (world to camera), or neither")
     return out
 
 
