@@ -23,11 +23,11 @@ definitions:
    grid meshes (two triangles per cell; a cell is dropped where a corner
    radius is 0 or a forward/diagonal radius jump ``|r(i,j) - r(i,j+1)|``,
    ``|r(i,j) - r(i+1,j)|``, ``|r(i,j) - r(i+1,j+1)|`` reaches 15 mm).  Every
-   masked vertex of each mesh gets its exact distance to the other mesh's
-   surface; one mean over both directions (NaNs dropped).  (The protocol
-   rotates these meshes back by R first; distances do not change, so it is
-   skipped.)
-   The search uses the grid itself (:func:`~mfnet.evaluate.cylinder.grid_distances`).
+   vertex of each mesh (those its faces use, as a mesh library keeps them)
+   gets its exact distance to the other mesh's surface; one mean over both
+   directions (NaNs dropped).  The protocol rotates these meshes back by R
+   first; distances do not change, so that is skipped.  The closest-point
+   search uses the grid itself (:func:`~mfnet.evaluate.cylinder.grid_distances`).
 7. **MNE** (rad) -- per ray hit on both, the face normals ``n`` of the two hit
    triangles (canonical frame) are mapped to ``(n + 1) / |n + 1|`` (a quirk
    of the reference evaluation, needed to match published numbers) and
