@@ -27,17 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _optional_commands(sub) -> None:
-    """Commands of the learned path and evaluation (their modules import lazily inside)."""
+    """The learned path and evaluation (their heavy modules import lazily inside)."""
     from ..data.synth_cli import register_prepare, register_synth
+    from ..evaluate.cli import register as register_evaluate
     from ..train.cli import register_train
 
     register_synth(sub)
     register_prepare(sub)
     register_train(sub)
-    try:
-        from ..evaluate.cli import register as register_evaluate
-    except ImportError:  # evaluation commands not installed in this build
-        return
     register_evaluate(sub)
 
 
