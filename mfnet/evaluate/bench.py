@@ -1,0 +1,293 @@
+"""Synthetic multi-view benchmark: what do extra views add at each head angle? (``mfnet bench``)
+
+For every subject (a random identity + expression of the open head model, fixed seed) and every
+angle bin of the paper's Table 1 (0-5, 5-30, 30-60, 60-90 degrees of yaw):
+
+* a *query* yaw is drawn uniformly in the bin, with a random side (deterministic from the seed);
+* the subject is rendered once from three yaws: the query, -30 and +30 degrees (one photo set,
+  so the 1-view and 3-view reconstructions see the same query photo);
+* **1 view** = the query photo alone; **3 views** = the query photo plus the -30/+30 degree
+  photos.  The companions are the same at every angle, so the 3-view row measures what two
+  moderate side views add to a query photo of that angle (at 0-5 degrees it is the usual
+  frontal + two sides set);
+* each set is reconstructed from the uint8 images through detection (:func:`mfnet.pipeline.reconstruct`).
+
+Metrics, per reconstruction: both canonical-pose meshes (same topology) are scaled to a 62.85 mm
+pupil distance (eye-landmark centres), the prediction is rigidly aligned to the ground truth on
+the face region (Kabsch), then
+
+* ``vertex_mm``: mean per-vertex distance on the face region (mm);
+* ``cd`` / ``mne`` / ``cr``: :func:`mfnet.evaluate.facescape.cylinder_metrics` of the face-region
+  submeshes (faces whose three vertices are in ``model.masks['face']``), both translated so the
+  cylinder axis passes through the centre of the ground-truth head;
+* ``seconds``: wall time of the reconstruct call.
+
+A reconstruction that fails (e.g. no face detected at a steep angle) is a row with ``failed=1``
+and NaN metrics; the table reports the failure count.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .facescape import cylinder_metrics
+from .synthetic import PUPIL_MM, pupil_distance
+
+ANGLE_BINS: dict[str, tuple[float, float]] = {"0-5": (0.0, 5.0), "5-30": (5.0, 30.0), "30-60": (30.0, 60.0),
+                                              "60-90": (60.0, 90.0)}
+COMPANION_YAWS = (-30.0, 30.0)  # the two extra views of the 3-view set
+ABLATION_LOSSES = ("multiop", "singlelmk", "eye", "lip", "reg")
+SUBJECT_SEED_BASE = 1000  # subject i of benchmark seed k renders with seed 1000 + 100 k + i
+CSV_FIELDS = ("method", "views", "ablation", "subject", "bin", "query_yaw", "yaws", "cd", "mne", "cr",
+              "vertex_mm", "seconds", "used_views", "failed", "error")
+METRICS = ("cd", "mne", "cr")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One table row: a reconstruction method with a number of views and an optional loss ablation."""
+
+    method: str  # fit | net | net+fit
+    views: str  # '1' | '3'
+    disabled: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        s = f"{self.method}, {self.views} view{'s' if self.views != '1' else ''}"
+        if self.disabled:
+            s += " −" + "−".join(self.disabled)
+        return s
+
+
+def query_yaw(subject_seed: int, lo: float, hi: float) -> float:
+    """The query yaw (degrees) of one subject in one bin: |yaw| ~ U(lo, hi), random side."""
+    rng = np.random.default_rng(subject_seed)
+    mag = float(rng.uniform(lo, hi))
+    return mag if rng.random() < 0.5 else -mag
+
+
+def face_submesh(faces: np.ndarray, region: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
+    """Faces of ``faces`` with all three vertices in ``region`` (boolean mask or indices), re-indexed
+    into ``region``'s vertex order. Returns ``(region_indices, sub_faces)``."""
+    mask = np.zeros(n_vertices, bool)
+    mask[np.asarray(region)] = True
+    idx = np.flatnonzero(mask)
+    remap = np.full(n_vertices, -1, np.int64)
+    remap[idx] = np.arange(idx.size)
+    keep = mask[faces].all(1)
+    return idx, remap[faces[keep]]
+
+
+def _kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation R and translation t minimising |src @ R.T + t - dst|."""
+    ms, md = src.mean(0), dst.mean(0)
+    U, _, Vt = np.linalg.svd((src - ms).T @ (dst - md))
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    R = (U @ D @ Vt).T
+    return R, md - ms @ R.T
+
+
+def score(pred_v, pred_lmk, gt_v, gt_lmk, faces, region) -> dict:
+    """Metrics of one canonical-pose prediction against its ground truth (same topology).
+
+    Both meshes are scaled to a 62.85 mm pupil distance, the prediction is rigidly aligned to the
+    ground truth on ``region``, and both are centred on the ground-truth head centre (bounding-box
+    centre of the whole head) so the FaceScape cylinder axis runs through the head.
+    """
+    p = np.asarray(pred_v, np.float64) * (PUPIL_MM / pupil_distance(np.asarray(pred_lmk, np.float64)))
+    g = np.asarray(gt_v, np.float64) * (PUPIL_MM / pupil_distance(np.asarray(gt_lmk, np.float64)))
+    idx, sub_f = face_submesh(np.asarray(faces, np.int64), region, g.shape[0])
+    R, t = _kabsch(p[idx], g[idx])
+    p_face, g_face = p[idx] @ R.T + t, g[idx]
+    vertex_mm = float(np.linalg.norm(p_face - g_face, axis=1).mean())
+    centre = (g.min(0) + g.max(0)) / 2
+    m = cylinder_metrics(p_face - centre, sub_f, g_face - centre, sub_f)
+    return {"cd": m.cd, "mne": m.mne, "cr": m.cr, "vertex_mm": vertex_mm}
+
+
+def variants(views: Sequence[str] = ("1", "3"), checkpoint=None, ablate: bool = False) -> list[Variant]:
+    out = [Variant("fit", v) for v in views]
+    if checkpoint is not None:
+        out += [Variant(m, v) for m in ("net", "net+fit") for v in views]
+    if ablate:
+        out += [Variant("fit", "3", (loss,)) for loss in ABLATION_LOSSES]
+    return out
+
+
+def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[str] | None = None,
+                  views: Sequence[str] = ("1", "3"), preset: str = "default", checkpoint=None, seed: int = 0,
+                  size: int = 512, disabled_losses: Sequence[str] = (), ablate: bool = False,
+                  progress=None) -> list[dict]:
+    """Run the benchmark; one row (dict with :data:`CSV_FIELDS`) per variant x subject x bin.
+
+    model: a loaded HeadModel or a name (default: the open ICT-FaceKit model). subjects: a count
+    or explicit subject indices. bins: keys of :data:`ANGLE_BINS` (default all four). views: any of
+    '1', '3'. checkpoint: adds 'net' and 'net+fit' rows. disabled_losses: removed from every fit
+    (a global ablation); ablate: also run the 3-view fit once per loss of :data:`ABLATION_LOSSES`
+    removed (the paper's Table 3). progress: optional callable receiving one line per row.
+    """
+    import torch
+
+    from ..data.synthetic import render_subject, to_uint8
+    from ..headmodel import load_head_model
+    from ..headmodel.model import HeadModel
+    from ..pipeline import reconstruct
+
+    if not isinstance(model, HeadModel):
+        model = load_head_model(model)
+    bins = list(ANGLE_BINS) if bins is None else list(bins)
+    for b in bins:
+        if b not in ANGLE_BINS:
+            raise ValueError(f"unknown angle bin {b!r}: choose from {', '.join(ANGLE_BINS)}")
+    for v in views:
+        if v not in ("1", "3"):
+            raise ValueError(f"views must be '1' or '3', got {v!r}")
+    subject_ids = list(range(subjects)) if isinstance(subjects, int) else [int(s) for s in subjects]
+    region = model.masks["face"].cpu().numpy()
+    faces = model.faces.cpu().numpy()
+    plan = variants(views, checkpoint, ablate)
+    rows: list[dict] = []
+    for s in subject_ids:
+        subj_seed = SUBJECT_SEED_BASE + 100 * seed + s  # identity/expression depend on the subject only
+        for b in bins:
+            lo, hi = ANGLE_BINS[b]
+            q = query_yaw(subj_seed * 10 + list(ANGLE_BINS).index(b), lo, hi)
+            yaws = (q,) + COMPANION_YAWS
+            subj = render_subject(model, yaws, image_size=size, seed=subj_seed)
+            images = list(to_uint8(subj.images))
+            with torch.no_grad():
+                gt = model(subj.shape[None], subj.expression[None], subj.pose[None])
+            gt_v, gt_l = gt.vertices[0].cpu().numpy(), gt.landmarks[0].cpu().numpy()
+            for var in plan:
+                n = int(var.views)
+                row = {"method": var.method, "views": var.views, "ablation": "-".join(var.disabled),
+                       "subject": s, "bin": b, "query_yaw": round(q, 3),
+                       "yaws": " ".join(f"{y:.1f}" for y in yaws[:n]), "failed": 0, "error": ""}
+                t = time.perf_counter()
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        rec = reconstruct(images[:n], model=model, preset=preset, progress=False,
+                                          method=var.method, checkpoint=checkpoint,
+                                          disabled_losses=tuple(disabled_losses) + var.disabled)
+                    row["seconds"] = time.perf_counter() - t
+                    row["used_views"] = len(rec.names)  # views whose face was detected
+                    row.update(score(rec.vertices, rec.landmarks3d, gt_v, gt_l, faces, region))
+                except Exception as exc:  # a detector miss is a benchmark failure, reported in the table
+                    row.update({"seconds": time.perf_counter() - t, "failed": 1, "used_views": 0,
+                                "error": f"{type(exc).__name__}: {exc}"[:200],
+                                **{k: float("nan") for k in (*METRICS, "vertex_mm")}})
+                rows.append(row)
+                if progress is not None:
+                    progress(f"{var.label:24s} subject {s} bin {b:>5s} yaw {q:6.1f}: "
+                             + ("FAILED " + row["error"] if row["failed"] else
+                                f"CD {row['cd']:.2f} MNE {row['mne']:.3f} CR {row['cr']:.3f} "
+                                f"vertex {row['vertex_mm']:.2f} mm, {row['used_views']}/{n} views detected, {row['seconds']:.1f} s"))
+    return rows
+
+
+def _label(row: dict) -> str:
+    return Variant(row["method"], str(row["views"]), tuple(row["ablation"].split("-")) if row["ablation"] else ()).label
+
+
+def _nanmean(xs) -> float:
+    xs = [float(x) for x in xs if x is not None and math.isfinite(float(x))]
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def summary(rows: list[dict]) -> tuple[list[str], list[str], dict]:
+    """(row labels, bins, {(label, bin): {cd, mne, cr, vertex_mm, n, failed}} plus {(label, None): seconds...})."""
+    labels, bins, cells = [], [], {}
+    for r in rows:
+        lab = _label(r)
+        if lab not in labels:
+            labels.append(lab)
+        if r["bin"] not in bins:
+            bins.append(r["bin"])
+    bins.sort(key=lambda b: list(ANGLE_BINS).index(b) if b in ANGLE_BINS else 99)
+    for lab in labels:
+        mine = [r for r in rows if _label(r) == lab]
+        for b in bins:
+            sel = [r for r in mine if r["bin"] == b]
+            cells[lab, b] = {k: _nanmean(r[k] for r in sel) for k in (*METRICS, "vertex_mm")}
+            cells[lab, b].update(n=len(sel), failed=sum(int(r["failed"]) for r in sel))
+        cells[lab, None] = {"seconds": _nanmean(r["seconds"] for r in mine if not int(r["failed"])),
+                            "used": _nanmean(r["used_views"] for r in mine if not int(r["failed"])),
+                            "vertex_mm": _nanmean(r["vertex_mm"] for r in mine),
+                            "n": len(mine), "failed": sum(int(r["failed"]) for r in mine)}
+    return labels, bins, cells
+
+
+def _f(x: float, fmt: str) -> str:
+    return "–" if not math.isfinite(x) else format(x, fmt)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Table 1 layout: rows = method/views, columns = CD / MNE / CR per angle bin, then the mean
+    per-vertex error (mm, all bins), mean seconds per reconstruction, mean number of views whose
+    face was detected (successful runs) and failed reconstructions (no face in any view)."""
+    labels, bins, cells = summary(rows)
+    head = ["method"] + [f"{m} {b}°" for b in bins for m in ("CD", "MNE", "CR")] + ["vertex mm", "s / rec", "views used", "failed"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for lab in labels:
+        vals = [lab]
+        for b in bins:
+            c = cells[lab, b]
+            vals += [_f(c["cd"], ".2f"), _f(c["mne"], ".3f"), _f(c["cr"], ".3f")]
+        a = cells[lab, None]
+        vals += [_f(a["vertex_mm"], ".2f"), _f(a["seconds"], ".1f"), _f(a["used"], ".2f"), f"{a['failed']}/{a['n']}"]
+        out.append("| " + " | ".join(vals) + " |")
+    return "\n".join(out)
+
+
+def vertex_table(rows: list[dict]) -> str:
+    """Mean per-vertex face error (mm) per angle bin, one row per method/views."""
+    labels, bins, cells = summary(rows)
+    out = ["| method | " + " | ".join(f"{b}°" for b in bins) + " |", "|" + "---|" * (len(bins) + 1)]
+    for lab in labels:
+        out.append(f"| {lab} | " + " | ".join(_f(cells[lab, b]["vertex_mm"], ".2f") for b in bins) + " |")
+    return "\n".join(out)
+
+
+def ablation_table(rows: list[dict]) -> str:
+    """Table 3 layout: the 3-view fit with all losses and with each loss removed; CD/MNE/CR and
+    vertex error averaged over all bins."""
+    sel = [r for r in rows if r["method"] == "fit" and str(r["views"]) == "3"]
+    labels, _, _ = summary(sel)
+    out = ["| losses | CD | MNE | CR | vertex mm | failed |", "|---|---|---|---|---|---|"]
+    for lab in labels:
+        mine = [r for r in sel if _label(r) == lab]
+        name = "all" if not mine[0]["ablation"] else "−" + mine[0]["ablation"]
+        out.append(f"| {name} | {_f(_nanmean(r['cd'] for r in mine), '.2f')} | "
+                   f"{_f(_nanmean(r['mne'] for r in mine), '.3f')} | {_f(_nanmean(r['cr'] for r in mine), '.3f')} | "
+                   f"{_f(_nanmean(r['vertex_mm'] for r in mine), '.2f')} | "
+                   f"{sum(int(r['failed']) for r in mine)}/{len(mine)} |")
+    return "\n".join(out)
+
+
+def write_results(rows: list[dict], out_dir, note: str = "") -> dict[str, Path]:
+    """Write ``bench.csv`` (one line per reconstruction) and ``bench.md`` (the tables) to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / "bench.csv", out / "bench.md"
+    with csv_path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CSV_FIELDS})
+    parts = ["# mfnet bench (synthetic multi-view)", ""]
+    if note:
+        parts += [note, ""]
+    parts += ["CD (mm), MNE (rad), CR on the face region; 'vertex mm' = mean per-vertex error, all bins.", "",
+              markdown_table(rows), "", "Mean per-vertex face error (mm) per bin:", "", vertex_table(rows)]
+    if any(r["ablation"] for r in rows):
+        parts += ["", "Ablation (3-view fit, all bins):", "", ablation_table(rows)]
+    md_path.write_text("\n".join(parts) + "\n")
+    return {"csv": csv_path, "md": md_path}
