@@ -96,6 +96,32 @@ def persp_setup(v: torch.Tensor, size: int):
     return v[None].expand(3, -1, -1).contiguous(), cams
 
 
+def _cpu_idle_fraction(interval: float = 0.5) -> float:
+    """Fraction of all CPUs idle over ``interval`` seconds (from /proc/stat; 1.0 if unavailable)."""
+    def snap():
+        with open("/proc/stat") as fh:
+            vals = [int(x) for x in fh.readline().split()[1:]]
+        return vals[3] + vals[4], sum(vals)  # idle + iowait, total
+
+    try:
+        i0, t0 = snap()
+        time.sleep(interval)
+        i1, t1 = snap()
+        return (i1 - i0) / max(t1 - t0, 1)
+    except OSError:
+        return 1.0
+
+
+def wait_for_idle(max_wait: float, threshold: float = 0.9) -> float:
+    """Wait (up to ``max_wait`` s) until the machine is idle; returns the last idle fraction."""
+    deadline = time.time() + max_wait
+    idle = _cpu_idle_fraction()
+    while idle < threshold and time.time() < deadline:
+        time.sleep(2.0)
+        idle = _cpu_idle_fraction()
+    return idle
+
+
 def time_ms(fn, runs: int, warmup: int) -> tuple[float, float]:
     """(median, min) wall-clock milliseconds over ``runs`` runs after ``warmup``."""
     for _ in range(warmup):
@@ -112,7 +138,7 @@ def median_ms(fn, runs: int, warmup: int) -> float:
     return time_ms(fn, runs, warmup)[0]
 
 
-def bench_case(V, faces, cams, size, cull, runs, warmup):
+def bench_case(V, faces, cams, size, cull, runs, warmup, wait=0.0):
     renderer = Renderer(size, cull_backfaces=cull)
     B, n = V.shape[:2]
     colors = torch.full((B, n, 3), 0.7)
@@ -130,7 +156,8 @@ def bench_case(V, faces, cams, size, cull, runs, warmup):
 
     out = fwd()
     covered = int(out.mask.sum()) // B
-    return time_ms(fwd, runs, warmup), time_ms(fwd_bwd, runs, warmup), covered
+    idle = wait_for_idle(wait)
+    return time_ms(fwd, runs, warmup), time_ms(fwd_bwd, runs, warmup), covered, idle
 
 
 def machine() -> str:
@@ -169,6 +196,10 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    ap.add_argument(
+        "--wait-idle", type=float, default=120.0,
+        help="before each case wait up to this many seconds for the machine to be >= 90%% idle (0: do not wait)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     size = args.size
@@ -185,8 +216,8 @@ def main(argv=None) -> None:
         for cam_name, setup in (("weak persp.", weak_setup), ("perspective", persp_setup)):
             V, cams = setup(v, size)
             for cull in (False, True):
-                fw, fb, cov = bench_case(V, f, cams, size, cull, args.runs, args.warmup)
-                rows.append((name, v.shape[0], f.shape[0], cam_name, cull, cov, fw, fb))
+                fw, fb, cov, idle = bench_case(V, f, cams, size, cull, args.runs, args.warmup, args.wait_idle)
+                rows.append((name, v.shape[0], f.shape[0], cam_name, cull, cov, fw, fb, idle))
                 print(
                     f"{name:24s} {cam_name:12s} cull={cull!s:5s} fwd {fw[0]:7.1f} (min {fw[1]:6.1f}) ms  "
                     f"fwd+bwd {fb[0]:7.1f} (min {fb[1]:6.1f}) ms",
@@ -198,6 +229,7 @@ def main(argv=None) -> None:
         v, f = meshes["FLAME-sized ellipsoid"]
         V, cams = weak_setup(v, size)
         sv = cams.project(V, size)
+        wait_for_idle(args.wait_idle)
         ours = median_ms(lambda: rasterize(sv, f, size), args.runs, args.warmup)
         t0 = time.perf_counter()
         p2f, _ = reference_rasterize(sv, f, size)
@@ -221,16 +253,19 @@ def main(argv=None) -> None:
         f"3 views (yaw -30/0/+30 deg) in one batch, {size}x{size}, vertex colours + SH lighting + soft silhouette; "
         f"forward = `Renderer.render` while recording the graph; fwd+bwd adds "
         f"`(image.sum() + soft_mask.sum()).backward()` to the vertices. Median of {args.runs} runs after "
-        f"{args.warmup} warm-up runs. 1-minute load average {load_start[0]:.1f} at the start and {load_end[0]:.1f} at the end "
-        f"of the run (other jobs on the machine slow down 2-thread runs a lot; the min column is the least disturbed run).",
+        f"{args.warmup} warm-up runs. The machine is shared: 1-minute load average {load_start[0]:.1f} at the start and "
+        f"{load_end[0]:.1f} at the end; each case waited (up to {args.wait_idle:.0f} s) for the CPUs to be idle and the "
+        f"last column gives the idle fraction measured just before it. Other jobs slow 2-thread runs down a lot "
+        f"(a busy second core stalls every parallel op), so the min column is the least disturbed run.",
         "",
-        "| mesh | verts | faces | camera | cull back faces | covered px / view | forward median (min) ms | fwd+bwd median (min) ms |",
-        "|---|---:|---:|---|---|---:|---:|---:|",
+        "| mesh | verts | faces | camera | cull back faces | covered px / view | forward median (min) ms "
+        "| fwd+bwd median (min) ms | CPU idle before |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|",
     ]
-    for name, nv, nf, cam, cull, cov, fw, fb in rows:
+    for name, nv, nf, cam, cull, cov, fw, fb, idle in rows:
         lines.append(
             f"| {name} | {nv} | {nf} | {cam} | {'yes' if cull else 'no'} | {cov} | "
-            f"{fw[0]:.1f} ({fw[1]:.1f}) | {fb[0]:.1f} ({fb[1]:.1f}) |"
+            f"{fw[0]:.1f} ({fw[1]:.1f}) | {fb[0]:.1f} ({fb[1]:.1f}) | {100 * idle:.0f} % |"
         )
     if naive_line:
         lines += ["", naive_line]
