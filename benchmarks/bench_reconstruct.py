@@ -61,10 +61,11 @@ def main():
     ap.add_argument("--subjects", type=int, default=5)
     ap.add_argument("--preset", default="default")
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ablate", action="store_true",
                     help="paper Table 3: rerun the 3-view ±60° set with each loss removed")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.ablate:
         sets = {"3 views (0°, ±60°)": SETS["3 views (0°, ±60°)"]}
         print(f"| losses | median error (mm) | mean error (mm) |\n| --- | --- | --- |")
@@ -74,7 +75,7 @@ def main():
             print(f"| {label} | {r['median_mm']:.2f} | {r['mean_mm']:.2f} |", flush=True)
         return
     rows = run(args.subjects, args.preset, args.size)
-    print(f"\npreset {args.preset}, {args.subjects} subjects, {args.size}px renders, torch threads 2")
+    print(f"\npreset {args.preset}, {args.subjects} subjects, {args.size}px renders, torch threads {args.threads}")
     print("| views | median error (mm) | mean error (mm) | median time (s) | failed |")
     print("| --- | --- | --- | --- | --- |")
     for name, r in rows.items():
