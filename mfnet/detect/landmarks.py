@@ -16,21 +16,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 # ---------------------------------------------------------------- index groups
-# Same values as mfnet.headmodel.landmarks (kept here so detection needs no torch).
-JAW = tuple(range(0, 17))
-BROW_RIGHT = tuple(range(17, 22))
-BROW_LEFT = tuple(range(22, 27))
-NOSE = tuple(range(27, 36))
-EYE_RIGHT = tuple(range(36, 42))
-EYE_LEFT = tuple(range(42, 48))
-MOUTH_OUTER = tuple(range(48, 60))
-MOUTH_INNER = tuple(range(60, 68))
-#: (upper, lower) eyelid point pairs, subject's right eye then left eye.
-EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
-#: (upper, lower) lip point pairs: inner lips, then outer lips.
-LIP_PAIRS = ((61, 67), (62, 66), (63, 65), (49, 59), (50, 58), (51, 57), (52, 56), (53, 55))
-#: outer eye corners (subject's right, left): the inter-ocular distance.
-OUTER_EYE_CORNERS = (36, 45)
+from ..ibug import (  # noqa: E402,F401  (re-exported: detection users import them from here)
+    BROW_LEFT, BROW_RIGHT, EYE_LEFT, EYE_RIGHT, EYELID_PAIRS, JAW, LIP_PAIRS, MOUTH_INNER, MOUTH_OUTER, NOSE,
+    OUTER_EYE_CORNERS,
+)
 
 #: iBUG index of each point's mirror image (for horizontal flips).
 IBUG68_FLIP = np.array(

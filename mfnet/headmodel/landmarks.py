@@ -5,20 +5,10 @@ import math
 
 import torch
 
-# iBUG-68 index groups (0-based), used by losses and exports.
-JAW = tuple(range(0, 17))
-BROW_RIGHT = tuple(range(17, 22))
-BROW_LEFT = tuple(range(22, 27))
-NOSE = tuple(range(27, 36))
-EYE_RIGHT = tuple(range(36, 42))
-EYE_LEFT = tuple(range(42, 48))
-MOUTH_OUTER = tuple(range(48, 60))
-MOUTH_INNER = tuple(range(60, 68))
-# upper/lower eyelid pairs (paper eq. 8) and lip pairs (eq. 9)
-EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
-LIP_PAIRS = ((61, 67), (62, 66), (63, 65), (49, 59), (50, 58), (51, 57), (52, 56), (53, 55))
-# the 7 NoW landmarks as iBUG-68 indices: eye corners (outer/inner, both eyes), nose tip, mouth corners
-NOW_LANDMARKS = (36, 39, 42, 45, 33, 48, 54)
+from ..ibug import (  # noqa: F401  (re-exported)
+    BROW_LEFT, BROW_RIGHT, EYE_LEFT, EYE_RIGHT, EYELID_PAIRS, JAW, LIP_PAIRS, MOUTH_INNER, MOUTH_OUTER, NOSE,
+    NOW_LANDMARKS,
+)
 
 
 def vertices_to_landmarks(
