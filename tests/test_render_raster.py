@@ -234,3 +234,21 @@ def test_fused_autograd_functions_gradcheck(persp):
     bary = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)
     flat = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda b, f: blend(b, f, vidx), (bary, flat))
+
+
+def test_fused_normal_shading_gradcheck():
+    from mfnet.render._autograd import normal_shade
+    from mfnet.render.shading import SH_CONSTANTS, sh_basis
+
+    torch.manual_seed(4)
+    n = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)
+    L = torch.randn(2, 9, 3, dtype=torch.float64, requires_grad=True)
+    spans = [(0, 3), (3, 7)]
+    assert torch.autograd.gradcheck(lambda a, b: normal_shade(a, b, spans, SH_CONSTANTS), (n, L))
+    # matches the unfused formulation
+    nh, sh = normal_shade(n, L, spans, SH_CONSTANTS)
+    ref_n = n / n.norm(dim=0, keepdim=True)
+    torch.testing.assert_close(nh, ref_n)
+    H = sh_basis(ref_n.t())  # (M, 9)
+    ref = torch.cat([H[0:3] @ L[0], H[3:7] @ L[1]]).t()
+    torch.testing.assert_close(sh, ref)

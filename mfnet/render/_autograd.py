@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["pixel_barycentrics", "blend", "blend_cm"]
+__all__ = ["pixel_barycentrics", "blend", "blend_cm", "normal_shade"]
 
 
 class _PixelBary(torch.autograd.Function):
@@ -163,3 +163,55 @@ class _BlendCM(torch.autograd.Function):
 def blend_cm(bary: Tensor, flat: Tensor, idx: Tensor) -> Tensor:
     """Channel-major ``sum_k bary[:, k] * flat[:, idx[k]]``: flat (C, N) -> (C, M)."""
     return _BlendCM.apply(bary, flat, idx)
+
+
+class _NormalShade(torch.autograd.Function):
+    """Normalise (3, M) normals and evaluate per-view SH shading, fused."""
+
+    @staticmethod
+    def forward(ctx, n: Tensor, L: Tensor, spans: list, consts: tuple):
+        r = torch.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).clamp_min(1e-12)
+        nh = n / r
+        x, y, z = nh[0], nh[1], nh[2]
+        c = consts
+        H = torch.stack(
+            (
+                torch.full_like(x, c[0]), c[1] * y, c[2] * z, c[3] * x, (c[4] * x) * y,
+                (c[5] * y) * z, (3.0 * c[6]) * (z * z) - c[6], (c[7] * x) * z, c[8] * (x * x - y * y),
+            ),
+            0,
+        )  # (9, M)
+        shading = torch.cat([L[k].t() @ H[:, a:e] for k, (a, e) in enumerate(spans)], 1)
+        ctx.spans, ctx.consts = spans, consts
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(nh, r, H, L)
+        return nh, shading
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_nh: Tensor | None, g_sh: Tensor | None):
+        nh, r, H, L = ctx.saved_tensors
+        c = ctx.consts
+        gn = torch.zeros_like(nh) if g_nh is None else g_nh.clone()
+        gL = None
+        if g_sh is not None:
+            g_sh = g_sh.contiguous()
+            gH = torch.cat([L[k] @ g_sh[:, a:e] for k, (a, e) in enumerate(ctx.spans)], 1)  # (9, M)
+            if ctx.needs_input_grad[1]:
+                gL = torch.stack([H[:, a:e] @ g_sh[:, a:e].t() for (a, e) in ctx.spans])
+            x, y, z = nh[0], nh[1], nh[2]
+            gn[0] += c[3] * gH[3] + c[4] * y * gH[4] + c[7] * z * gH[7] + 2.0 * c[8] * x * gH[8]
+            gn[1] += c[1] * gH[1] + c[4] * x * gH[4] + c[5] * z * gH[5] - 2.0 * c[8] * y * gH[8]
+            gn[2] += c[2] * gH[2] + c[5] * y * gH[5] + 6.0 * c[6] * z * gH[6] + c[7] * x * gH[7]
+        dot = nh[0] * gn[0] + nh[1] * gn[1] + nh[2] * gn[2]
+        g_in = (gn - nh * dot) / r
+        return g_in, gL, None, None
+
+
+def normal_shade(n: Tensor, L: Tensor, spans: list, consts: tuple) -> tuple[Tensor, Tensor]:
+    """Unit normals ``n / |n|`` (3, M) and SH shading (3, M) = ``L[b]^T H(n / |n|)``.
+
+    ``L`` (B, 9, 3) holds per-view coefficients; the M pixels are sorted by
+    view and ``spans[b] = (start, end)``; ``consts`` are the 9 basis constants.
+    """
+    return _NormalShade.apply(n, L, spans, consts)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._autograd import blend_cm
+from ._autograd import blend_cm, normal_shade
 from .rasterize import Fragments, _corner_vertex_ids, _image_size, interpolate_face_attributes_packed, rasterize
-from .shading import sh_basis, vertex_normals_cm
+from .shading import SH_CONSTANTS, vertex_normals_cm
 from .silhouette import soft_silhouette
 from .texture import sample_texture
 
@@ -122,8 +122,11 @@ class Renderer:
         if use_vc:
             rows.append(vertex_colors.to(dt).expand(B, -1, -1).reshape(B * V, -1).t())
         vals = blend_cm(frags.bary_packed, torch.cat(rows, 0), _corner_vertex_ids(frags, faces, V, True))
-        normals = vals[0:3]
-        normals = normals / _norm_rows(normals)
+        spans = list(zip(starts, ends))
+        if sh_coeffs is not None:
+            normals, shading = normal_shade(vals[0:3], sh_coeffs.to(dt), spans, SH_CONSTANTS)
+        else:
+            normals, shading = vals[0:3] / _norm_rows(vals[0:3]), None
         depth = frags.depth_packed[None]
 
         if texture is not None:
@@ -144,13 +147,7 @@ class Renderer:
         else:
             albedo = torch.ones_like(normals)
 
-        shading = None
-        colour = albedo
-        if sh_coeffs is not None:
-            L = sh_coeffs.to(dt)  # (B,9,3)
-            Hk = sh_basis(normals, dim=0)  # (9, M)
-            shading = torch.cat([L[k].t() @ Hk[:, a:e] for k, (a, e) in enumerate(zip(starts, ends))], 1)
-            colour = albedo * shading
+        colour = albedo if shading is None else albedo * shading
         image = frags.scatter_cm(colour)
         m = frags.mask[:, None].to(dt)
         if background is not None:
