@@ -234,6 +234,11 @@ def test_fused_autograd_functions_gradcheck(persp):
     bary = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)
     flat = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda b, f: blend(b, f, vidx), (bary, flat))
+    from mfnet.render._autograd import blend_cm
+
+    flat2 = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda b, f1, f2: blend_cm(b, vidx, f1, f2), (bary, flat.t().detach().requires_grad_(True), flat2))
+    assert torch.autograd.gradcheck(lambda b, f1, f2: blend_cm(b, vidx, f1, f2)[1], (bary, flat.t().detach().requires_grad_(True), flat2))
 
 
 def test_fused_normal_shading_gradcheck():

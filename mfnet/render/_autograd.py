@@ -133,36 +133,55 @@ def blend(bary: Tensor, flat: Tensor, idx: Tensor) -> Tensor:
 
 
 class _BlendCM(torch.autograd.Function):
-    """Channel-major blend: flat (C, N), idx (3, M) -> (C, M)."""
+    """Channel-major blend of several attribute tables: each flat (C_i, N) -> (C_i, M)."""
 
     @staticmethod
-    def forward(ctx, bary: Tensor, flat: Tensor, idx: Tensor):
-        b = bary.to(flat.dtype).t().contiguous()  # (3, M)
-        a = [flat.index_select(1, idx[k]) for k in range(3)]
-        out = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-        ctx.n = flat.shape[1]
+    def forward(ctx, bary: Tensor, idx: Tensor, *flats: Tensor):
+        b = bary.to(flats[0].dtype).t().contiguous()  # (3, M)
+        outs, saved = [], []
+        for flat in flats:
+            a = [flat.index_select(1, idx[k]) for k in range(3)]
+            outs.append(a[0] * b[0] + a[1] * b[1] + a[2] * b[2])
+            saved += a
+        ctx.n = [f.shape[1] for f in flats]
         ctx.bdtype = bary.dtype
-        ctx.save_for_backward(b, idx, *a)
-        return out
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(b, idx, *saved)
+        return tuple(outs)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g: Tensor):
-        b, idx, *a = ctx.saved_tensors
-        g = g.contiguous()
-        gb = gflat = None
-        if ctx.needs_input_grad[0]:
-            gb = torch.stack([(g * a[k]).sum(0) for k in range(3)], 1).to(ctx.bdtype)
-        if ctx.needs_input_grad[1]:
-            gflat = g.new_zeros(g.shape[0], ctx.n)
-            for k in range(3):
-                gflat.index_add_(1, idx[k], g * b[k])
-        return gb, gflat, None
+    def backward(ctx, *grads: Tensor | None):
+        b, idx, *saved = ctx.saved_tensors
+        gb = None
+        gflats = []
+        for i, g in enumerate(grads):
+            if g is None:
+                gflats.append(None)
+                continue
+            g = g.contiguous()
+            a = saved[3 * i : 3 * i + 3]
+            if ctx.needs_input_grad[0]:
+                part = [(g * a[k]).sum(0) for k in range(3)]
+                gb = part if gb is None else [gb[k] + part[k] for k in range(3)]
+            if ctx.needs_input_grad[2 + i]:
+                gf = g.new_zeros(g.shape[0], ctx.n[i])
+                for k in range(3):
+                    gf.index_add_(1, idx[k], g * b[k])
+                gflats.append(gf)
+            else:
+                gflats.append(None)
+        if gb is not None:
+            gb = torch.stack(gb, 1).to(ctx.bdtype)
+        return (gb, None, *gflats)
 
 
-def blend_cm(bary: Tensor, flat: Tensor, idx: Tensor) -> Tensor:
-    """Channel-major ``sum_k bary[:, k] * flat[:, idx[k]]``: flat (C, N) -> (C, M)."""
-    return _BlendCM.apply(bary, flat, idx)
+def blend_cm(bary: Tensor, idx: Tensor, *flats: Tensor) -> tuple[Tensor, ...]:
+    """Channel-major ``sum_k bary[:, k] * flat[:, idx[k]]`` for each flat (C_i, N) -> (C_i, M).
+
+    ``idx`` is (3, M); returns one (C_i, M) tensor per table.
+    """
+    return _BlendCM.apply(bary, idx, *flats)
 
 
 class _NormalShade(torch.autograd.Function):

@@ -117,16 +117,16 @@ class Renderer:
 
         # Everything below works on the M covered pixels only, channel-major
         # (C, M): contiguous per-channel vectors are the fast path on CPU.
-        rows = [vertex_normals_cm(verts, faces)]  # (3, B*V)
+        tables = [vertex_normals_cm(verts, faces)]  # (3, B*V)
         use_vc = texture is None and vertex_colors is not None
         if use_vc:
-            rows.append(vertex_colors.to(dt).expand(B, -1, -1).reshape(B * V, -1).t())
-        vals = blend_cm(frags.bary_packed, torch.cat(rows, 0), _corner_vertex_ids(frags, faces, V, True))
+            tables.append(vertex_colors.to(dt).expand(B, -1, -1).reshape(B * V, -1).t())
+        vals = blend_cm(frags.bary_packed, _corner_vertex_ids(frags, faces, V, True), *tables)
         spans = list(zip(starts, ends))
         if sh_coeffs is not None:
-            normals, shading = normal_shade(vals[0:3], sh_coeffs.to(dt), spans, SH_CONSTANTS)
+            normals, shading = normal_shade(vals[0], sh_coeffs.to(dt), spans, SH_CONSTANTS)
         else:
-            normals, shading = vals[0:3] / _norm_rows(vals[0:3]), None
+            normals, shading = vals[0] / _norm_rows(vals[0]), None
         depth = frags.depth_packed[None]
 
         if texture is not None:
@@ -143,7 +143,7 @@ class Renderer:
                     [sample_texture(tex[k : k + 1], uv[None, None, a:e])[0, 0].t() for k, (a, e) in enumerate(zip(starts, ends))], 1
                 )
         elif use_vc:
-            albedo = vals[3:6]
+            albedo = vals[1]
         else:
             albedo = torch.ones_like(normals)
 
