@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FitConfig:
-    """Optimisation settings. Loss weights default to the paper's eq. 11 (λ = 1, 1, 1, 0.5, 1e-4)."""
+    """Optimisation settings. Loss weights default to the paper's eq. 11 (λ = 1, 1, 1, 0.5) for the flow,
+    landmark, eye and lip terms; the regulariser defaults to 1e-2 instead of the paper's 1e-4 (measured)."""
 
     crop_size: int = 256
     iters_pose: int = 60
@@ -41,8 +42,11 @@ class FitConfig:
     w_lmk: float = 1.0
     w_eye: float = 1.0
     w_lip: float = 0.5
-    w_reg: float = 1e-4
-    w_reg_expression: float = 1e-4
+    # The paper's λ5 is 1e-4; measured on synthetic ground truth with detected landmarks
+    # (benchmarks/bench_reconstruct.py --w-reg), 1e-2 is better on every view set here (our landmark
+    # loss is a normalised mean, the detector's landmarks are noisy): see docs/benchmarks.md.
+    w_reg: float = 1e-2
+    w_reg_expression: float = 1e-2
     covisibility: str = "zbuffer"  # or 'landmarks' (the paper's MB ⊙ MF)
     flow_preset: str = "medium"
     flow: str = "dis"  # or 'raft:PATH' (torchvision RAFT with user-supplied weights)
