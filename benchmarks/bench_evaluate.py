@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from mfnet.evaluate import facescape as fs  # noqa: E402
 from mfnet.evaluate.cylinder import cylinder_raycast, grid_distances  # noqa: E402
+from _docs import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 PUPIL_SCALE = 150.0  # mm per normalised unit
 
@@ -108,19 +108,6 @@ def bench_now(ict_dir: Path):
     return time.perf_counter() - t0, r
 
 
-def write_section(md: str, path: Path) -> None:
-    """Replace (or append) the '## Evaluation' section of docs/benchmarks.md."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "## Evaluation\n\n" + md.strip() + "\n"
-    pat = re.compile(r"^## Evaluation\n.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(text):
-        text = pat.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ict", type=Path, default=REPO.parent / "shared/data/ict-facekit")
@@ -190,7 +177,7 @@ def main(argv=None) -> None:
     text = "\n".join(md)
     print(text)
     if not args.no_write:
-        write_section(text, REPO / "docs" / "benchmarks.md")
+        write_section("Evaluation", text, REPO / "docs" / "benchmarks.md")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from mfnet.render import (  # noqa: E402
     rasterize,
 )
 from mfnet.render.reference import reference_rasterize  # noqa: E402
+from _docs import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 YAWS = (-30.0, 0.0, 30.0)
 ICT_KEEP = 11248  # face + head/neck vertices of ICT-FaceKit
@@ -174,19 +175,6 @@ def machine() -> str:
     return f"{cpu}, nproc={nproc}, torch {torch.__version__}, torch threads={torch.get_num_threads()}"
 
 
-def write_section(md: str, path: Path) -> None:
-    """Replace (or append) the '## Renderer' section of docs/benchmarks.md."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "## Renderer\n\n" + md.strip() + "\n"
-    pat = re.compile(r"^## Renderer\n.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(text):
-        text = pat.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ict", type=Path, default=REPO.parent / "shared/data/ict-facekit/generic_neutral_mesh.obj")
@@ -284,7 +272,7 @@ def main(argv=None) -> None:
     print()
     print(md)
     if not args.no_write:
-        write_section(md, REPO / "docs" / "benchmarks.md")
+        write_section("Renderer", md, REPO / "docs" / "benchmarks.md")
         print(f"\nwritten to {REPO / 'docs' / 'benchmarks.md'}")
 
 

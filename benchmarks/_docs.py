@@ -1,0 +1,18 @@
+"""Shared by the benchmark scripts: write one '## Title' section of docs/benchmarks.md."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+def write_section(title: str, md: str, path: Path) -> None:
+    """Replace (or append) the ``## <title>`` section of ``path`` with ``md``."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = f"## {title}\n\n" + md.strip() + "\n"
+    pat = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pat.search(text):
+        text = pat.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
