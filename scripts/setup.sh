@@ -19,6 +19,8 @@ esac
 # so install it without dependencies and add the few it really imports.
 "${PIP[@]}" --no-deps mediapipe==0.10.21
 "${PIP[@]}" absl-py attrs flatbuffers 'protobuf>=4.25.3,<5' matplotlib
+# TensorBoard logs for `mfnet train`: 2.17.x is the newest that runs with protobuf < 5 (needed by MediaPipe).
+"${PIP[@]}" 'tensorboard==2.17.1' 'protobuf>=4.25.3,<5'
 # Second landmark backend (dlib 68-point): prebuilt dlib wheel + the package that ships the predictor file.
 "${PIP[@]}" dlib-bin face-recognition-models
 .venv/bin/python -c 'import torch, torchvision, cv2, mediapipe, mfnet; print("mfnet set-up OK: torch", torch.__version__, "| CUDA:", torch.cuda.is_available())'
