@@ -94,6 +94,41 @@ def _kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return R, md - ms @ R.T
 
 
+@dataclass
+class ReconDetail:
+    """What a report needs to draw one reconstruction (kept on the row as ``row['detail']``).
+
+    ``pred``: the predicted canonical vertices, pupil-scaled (mm) and rigidly aligned to the ground
+    truth on the face region exactly as for the metrics (float32, V x 3); ``gt``: the pupil-scaled
+    ground truth (shared by all rows of one subject and bin); ``face_err``: per-vertex error (mm) on
+    the face region, in ``face_idx`` order; ``face_idx`` / ``faces``: shared index arrays.
+    """
+
+    pred: np.ndarray
+    gt: np.ndarray
+    face_err: np.ndarray
+    face_idx: np.ndarray
+    faces: np.ndarray
+
+
+def score_detail(pred_v, pred_lmk, gt_v, gt_lmk, faces, region) -> tuple[dict, ReconDetail]:
+    """:func:`score` plus the aligned meshes and per-vertex face errors (:class:`ReconDetail`)."""
+    p = np.asarray(pred_v, np.float64) * (PUPIL_MM / pupil_distance(np.asarray(pred_lmk, np.float64)))
+    g = np.asarray(gt_v, np.float64) * (PUPIL_MM / pupil_distance(np.asarray(gt_lmk, np.float64)))
+    faces = np.asarray(faces, np.int64)
+    idx, sub_f = face_submesh(faces, region, g.shape[0])
+    R, t = _kabsch(p[idx], g[idx])
+    p_all = p @ R.T + t
+    p_face, g_face = p_all[idx], g[idx]
+    err = np.linalg.norm(p_face - g_face, axis=1)
+    vertex_mm = float(err.mean())
+    centre = (g.min(0) + g.max(0)) / 2
+    m = cylinder_metrics(p_face - centre, sub_f, g_face - centre, sub_f)
+    detail = ReconDetail(pred=p_all.astype(np.float32), gt=g.astype(np.float32),
+                         face_err=err.astype(np.float32), face_idx=idx, faces=faces)
+    return {"cd": m.cd, "mne": m.mne, "cr": m.cr, "vertex_mm": vertex_mm}, detail
+
+
 def score(pred_v, pred_lmk, gt_v, gt_lmk, faces, region) -> dict:
     """Metrics of one canonical-pose prediction against its ground truth (same topology).
 
@@ -101,15 +136,7 @@ def score(pred_v, pred_lmk, gt_v, gt_lmk, faces, region) -> dict:
     ground truth on ``region``, and both are centred on the ground-truth head centre (bounding-box
     centre of the whole head) so the FaceScape cylinder axis runs through the head.
     """
-    p = np.asarray(pred_v, np.float64) * (PUPIL_MM / pupil_distance(np.asarray(pred_lmk, np.float64)))
-    g = np.asarray(gt_v, np.float64) * (PUPIL_MM / pupil_distance(np.asarray(gt_lmk, np.float64)))
-    idx, sub_f = face_submesh(np.asarray(faces, np.int64), region, g.shape[0])
-    R, t = _kabsch(p[idx], g[idx])
-    p_face, g_face = p[idx] @ R.T + t, g[idx]
-    vertex_mm = float(np.linalg.norm(p_face - g_face, axis=1).mean())
-    centre = (g.min(0) + g.max(0)) / 2
-    m = cylinder_metrics(p_face - centre, sub_f, g_face - centre, sub_f)
-    return {"cd": m.cd, "mne": m.mne, "cr": m.cr, "vertex_mm": vertex_mm}
+    return score_detail(pred_v, pred_lmk, gt_v, gt_lmk, faces, region)[0]
 
 
 def variants(views: Sequence[str] = ("1", "3"), checkpoint=None, ablate: bool = False) -> list[Variant]:
@@ -124,8 +151,12 @@ def variants(views: Sequence[str] = ("1", "3"), checkpoint=None, ablate: bool = 
 def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[str] | None = None,
                   views: Sequence[str] = ("1", "3"), preset: str = "default", checkpoint=None, seed: int = 0,
                   size: int = 512, disabled_losses: Sequence[str] = (), ablate: bool = False,
-                  progress=None) -> list[dict]:
+                  progress=None, keep_details: bool = True) -> list[dict]:
     """Run the benchmark; one row (dict with :data:`CSV_FIELDS`) per variant x subject x bin.
+
+    With ``keep_details`` (default) every successful row also carries ``row['detail']``, a
+    :class:`ReconDetail` for the report's error curves and heat-maps (about 12 bytes per vertex per
+    reconstruction; the ground truth and index arrays are shared).
 
     model: a loaded HeadModel or a name (default: the open ICT-FaceKit model). subjects: a count
     or explicit subject indices. bins: keys of :data:`ANGLE_BINS` (default all four). views: any of
@@ -151,7 +182,8 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
             raise ValueError(f"views must be '1' or '3', got {v!r}")
     subject_ids = list(range(subjects)) if isinstance(subjects, int) else [int(s) for s in subjects]
     region = model.masks["face"].cpu().numpy()
-    faces = model.faces.cpu().numpy()
+    faces = model.faces.cpu().numpy().astype(np.int64)
+    shared: dict[str, np.ndarray] = {}  # one copy of the index arrays / ground truth for all details
     plan = variants(views, checkpoint, ablate)
     rows: list[dict] = []
     for s in subject_ids:
@@ -165,6 +197,7 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
             with torch.no_grad():
                 gt = model(subj.shape[None], subj.expression[None], subj.pose[None])
             gt_v, gt_l = gt.vertices[0].cpu().numpy(), gt.landmarks[0].cpu().numpy()
+            shared.pop("gt", None)
             for var in plan:
                 n = int(var.views)
                 row = {"method": var.method, "views": var.views, "ablation": "-".join(var.disabled),
@@ -179,7 +212,13 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
                                           disabled_losses=tuple(disabled_losses) + var.disabled)
                     row["seconds"] = time.perf_counter() - t
                     row["used_views"] = len(rec.names)  # views whose face was detected
-                    row.update(score(rec.vertices, rec.landmarks3d, gt_v, gt_l, faces, region))
+                    metrics, detail = score_detail(rec.vertices, rec.landmarks3d, gt_v, gt_l, faces, region)
+                    row.update(metrics)
+                    if keep_details:
+                        detail.gt = shared.setdefault("gt", detail.gt)
+                        detail.face_idx = shared.setdefault("face_idx", detail.face_idx)
+                        detail.faces = faces
+                        row["detail"] = detail
                 except Exception as exc:  # a detector miss is a benchmark failure, reported in the table
                     row.update({"seconds": time.perf_counter() - t, "failed": 1, "used_views": 0,
                                 "error": f"{type(exc).__name__}: {exc}"[:200],
@@ -272,8 +311,11 @@ def ablation_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def write_results(rows: list[dict], out_dir, note: str = "") -> dict[str, Path]:
-    """Write ``bench.csv`` (one line per reconstruction) and ``bench.md`` (the tables) to ``out_dir``."""
+def write_results(rows: list[dict], out_dir, note: str = "", command: str | None = None,
+                  report: bool = True, worst_k: int = 3) -> dict[str, Path]:
+    """Write ``bench.csv`` (one line per reconstruction) and ``bench.md`` (the tables) to ``out_dir``,
+    and with ``report`` the figures and ``report.html`` of :mod:`mfnet.evaluate.bench_report`
+    (error curves and heat-maps need rows from :func:`run_benchmark` with their ``detail``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "bench.csv", out / "bench.md"
@@ -282,12 +324,28 @@ def write_results(rows: list[dict], out_dir, note: str = "") -> dict[str, Path]:
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CSV_FIELDS})
+    tables = [("CD (mm), MNE (rad), CR on the face region; 'vertex mm' = mean per-vertex error, all bins.",
+               markdown_table(rows)), ("Mean per-vertex face error (mm) per bin:", vertex_table(rows))]
+    if any(r["ablation"] for r in rows):
+        tables.append(("Ablation (3-view fit, all bins):", ablation_table(rows)))
+    paths: dict[str, Path] = {"csv": csv_path, "md": md_path}
+    figures: list[tuple[str, Path]] = []
+    if report:
+        from .bench_report import write_report
+
+        rep = write_report(rows, out, tables, note=note, command=command, worst_k=worst_k)
+        paths.update(rep["paths"])
+        figures = rep["figures"]
     parts = ["# mfnet bench (synthetic multi-view)", ""]
     if note:
         parts += [note, ""]
-    parts += ["CD (mm), MNE (rad), CR on the face region; 'vertex mm' = mean per-vertex error, all bins.", "",
-              markdown_table(rows), "", "Mean per-vertex face error (mm) per bin:", "", vertex_table(rows)]
-    if any(r["ablation"] for r in rows):
-        parts += ["", "Ablation (3-view fit, all bins):", "", ablation_table(rows)]
-    md_path.write_text("\n".join(parts) + "\n")
-    return {"csv": csv_path, "md": md_path}
+    if command:
+        parts += [f"Command: `{command}`", ""]
+    for k, (title, table) in enumerate(tables):
+        parts += ([""] if k else []) + [title, "", table]
+    if figures:
+        parts += ["", "## Figures", "", f"Full report: [report.html]({paths['html'].name})", ""]
+        for caption, fig in figures:
+            parts += [f"![{caption}]({fig.relative_to(out).as_posix()})", ""]
+    md_path.write_text("\n".join(parts).rstrip("\n") + "\n")
+    return paths

@@ -30,12 +30,16 @@ def register(subparsers) -> None:
                    help="tiny CI variant: 2 subjects, bins 0-5 and 60-90, preset fast, 256 px")
     p.add_argument("--out", type=Path, default=Path("mfnet-bench"), help="output folder (default ./mfnet-bench)")
     p.add_argument("--seed", type=int, default=0, help="benchmark seed (subjects and query yaws)")
+    p.add_argument("--worst", type=int, default=3,
+                   help="error heat-maps of the K worst subjects in the report (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
     import platform
+    import shlex
+    import sys
 
     import torch
 
@@ -54,10 +58,12 @@ def cmd_bench(args) -> int:
                          seed=args.seed, size=size, ablate=args.ablate, progress=print)
     note = (f"model {model.name}, {subjects} subjects, seed {args.seed}, preset {preset}, {size} px renders, "
             f"torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
-    paths = write_results(rows, args.out, note=note)
+    argv = sys.argv[1:] if sys.argv[1:2] == ["bench"] else ["bench", *sys.argv[1:]]
+    command = shlex.join(["mfnet", *argv])
+    paths = write_results(rows, args.out, note=note, command=command, worst_k=args.worst)
     print()
     print(paths["md"].read_text())
-    print(f"wrote {paths['csv']} and {paths['md']}")
+    print(f"wrote {paths['csv']}, {paths['md']} and {paths.get('html', '(no report)')}")
     return 0
 
 
