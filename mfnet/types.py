@@ -32,6 +32,8 @@ class Views:
     detections: list = field(default_factory=list)  # mfnet.detect.Landmarks2D per view (original pixels)
     photos: list = field(default_factory=list)  # ImageView per view (working image + scale), for overlays / texture
     crops: list = field(default_factory=list)  # mfnet.detect.FaceCrop per view
+    dense_landmarks: torch.Tensor | None = None  # (N, 478, 2) MediaPipe mesh points, crop pixels
+    dense_weights: torch.Tensor | None = None  # (N, 478)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -41,9 +43,12 @@ class Views:
         return int(self.images.shape[-1])
 
     def to(self, device) -> "Views":
+        def mv(t):
+            return None if t is None else t.to(device)
+
         return Views(self.images.to(device), self.landmarks.to(device), self.landmark_weights.to(device),
                      self.crop_to_original, self.names, self.original_sizes, self.detections, self.photos,
-                     self.crops)
+                     self.crops, mv(self.dense_landmarks), mv(self.dense_weights))
 
 
 @dataclass

@@ -40,3 +40,26 @@ def _pose(subj, v):
     p = subj.pose.clone()[None]
     p[0, :3] = subj.view_rotations[v]
     return p
+
+
+def test_dense_calibration_and_fit_term(ict_dir, monkeypatch, tmp_path):
+    """`mfnet models calibrate --dense` stores a 478-point embedding on the face; the fitter's
+    dense term then runs and lowers its own loss."""
+    monkeypatch.setenv("MFNET_ICT_DIR", str(ict_dir))
+    monkeypatch.setenv("MFNET_HOME", str(tmp_path / "home"))
+    from mfnet.cli.main import main
+    from mfnet.fit.fitter import MultiViewFitter, get_config
+    from mfnet.fit.views import prepare_views
+    from mfnet.headmodel.registry import load_head_model
+
+    assert main(["models", "calibrate", "--dense"]) == 0
+    model = load_head_model()
+    faces, bary = model.extra_embedding("mediapipe478")
+    assert faces.shape == (478,) and torch.allclose(bary.sum(1), torch.ones(478, dtype=bary.dtype), atol=1e-5)
+    subj = render_subject(model, (-20.0, 20.0), image_size=384, seed=77)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        views = prepare_views(list(to_uint8(subj.images)), crop_size=192)
+    assert views.dense_landmarks.shape == (2, 478, 2)
+    res = MultiViewFitter(model, get_config("fast", w_dense=1.0), progress=False).fit(views)
+    assert res.history["shape"][-1] < res.history["pose"][0]

@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = msub.add_parser("calibrate", help="calibrate a model's 68 landmarks to a detector (renders + detects)")
     q.add_argument("name", nargs="?", default=None, help="installed model name (default: ict-facekit)")
     q.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dlib"])
+    q.add_argument("--dense", action="store_true", help="also calibrate MediaPipe's 478-point mesh")
     q.set_defaults(func=cmd_calibrate)
 
     q = msub.add_parser("show", help="print counts and render a turntable PNG of a model")
@@ -129,7 +130,9 @@ def cmd_fetch(args) -> int:
 def cmd_calibrate(args) -> int:
     from ..headmodel.registry import DEFAULT_MODEL, calibrate_model
 
-    path = calibrate_model(args.name or DEFAULT_MODEL, args.backend)
+    if args.dense and args.backend != "mediapipe":
+        raise MfnetError("--dense needs --backend mediapipe (dlib has no dense mesh)")
+    path = calibrate_model(args.name or DEFAULT_MODEL, args.backend, dense=args.dense)
     print(f"calibrated {args.backend} landmarks -> {path}")
     return 0
 

@@ -42,6 +42,9 @@ class FitConfig:
     w_lmk: float = 1.0
     w_eye: float = 1.0
     w_lip: float = 0.5
+    # MediaPipe 478-point mesh term (beyond the paper; needs `mfnet models calibrate --dense`). Off by
+    # default: measured no gain over the 68 points (docs/benchmarks.md).
+    w_dense: float = 0.0
     # The paper's λ5 is 1e-4; measured on synthetic ground truth with detected landmarks
     # (benchmarks/bench_reconstruct.py --w-reg), 1e-2 is better on every view set here (our landmark
     # loss is a normalised mean, the detector's landmarks are noisy): see docs/benchmarks.md.
@@ -150,6 +153,7 @@ class MultiViewFitter:
                   "trans": t.clone().requires_grad_()}
         timings["init"] = time.perf_counter() - t0
 
+        dense = self._dense_setup(views)
         stages = [("pose", cfg.iters_pose, ["rot", "log_s", "trans"]),
                   ("shape", cfg.iters_shape, ["rot", "log_s", "trans", "shape", "expr", "jaw"]),
                   ("flow", cfg.iters_flow if N > 1 and "multiop" not in cfg.disabled_losses else 0,
@@ -171,6 +175,15 @@ class MultiViewFitter:
                 out = self._forward(params["shape"], params["expr"], params["jaw"], params["rot"], landmarks_only=True)
                 lmk2d = cams.project(out.landmarks, (S, S))[..., :2]
                 terms = self._landmark_terms(lmk2d, views, S)
+                if dense is not None:
+                    subset_d, local_d, bary_d = dense
+                    vd = subset_d(params["shape"].expand(N, -1), params["expr"].expand(N, -1),
+                                  HeadParams(params["shape"], params["expr"], params["jaw"]).pose(params["rot"]))
+                    pts = (vd[:, local_d] * bary_d[None, :, :, None]).sum(2)
+                    pred = cams.project(pts, (S, S))[..., :2]
+                    norm = torch.full((N,), S / 2.0, dtype=pred.dtype, device=dev)
+                    terms["dense"] = cfg.w_dense * single_view_landmark_loss(pred, views.dense_landmarks,
+                                                                             views.dense_weights, norm)
                 if name != "pose" and "reg" not in cfg.disabled_losses:
                     sh = params["shape"] if self.fixed_shape is None else params["shape"] * 0
                     terms["reg"] = regularisation(sh, params["expr"], cfg.w_reg, cfg.w_reg_expression)
@@ -206,6 +219,17 @@ class MultiViewFitter:
         head = HeadParams(params["shape"].detach(), params["expr"].detach(), params["jaw"].detach())
         vp = ViewParams(params["rot"].detach(), params["log_s"].detach().exp(), params["trans"].detach())
         return FitResult(head, vp, history, timings, mags)
+
+    def _dense_setup(self, views: Views):
+        """Vertex subset + barycentrics for the 478-point MediaPipe term, or None when unavailable."""
+        if self.cfg.w_dense <= 0 or views.dense_landmarks is None or "singlelmk" in self.cfg.disabled_losses:
+            return None
+        emb = self.model.extra_embedding("mediapipe478")
+        if emb is None:
+            return None
+        faces_d, bary_d = emb
+        used, local = torch.unique(self.model.faces[faces_d], return_inverse=True)
+        return self.model.vertex_subset(used), local, bary_d
 
     def _flow_fn(self):
         if self._flow is None:

@@ -64,7 +64,13 @@ def prepare_views(images: Sequence[str | os.PathLike | np.ndarray | ImageView], 
     lmk = np.stack([c.to_crop(d.points.astype(np.float64)) + 0.5 for c, d in zip(crops, dets)])
     shift = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])  # renderer crop px -> detector crop px
     to_orig = np.stack([np.vstack([c.inverse, [0, 0, 1]]) @ shift for c in crops])[:, :2]
+    dense = dense_w = None
+    if all(d.mesh478 is not None for d in dets):
+        pts = np.stack([c.to_crop(d.mesh478[:, :2].astype(np.float64)) + 0.5 for c, d in zip(crops, dets)])
+        dense = torch.from_numpy(pts).float()
+        dense_w = torch.from_numpy(np.stack([dense_visibility(d.mesh478[:, :2], d.yaw_deg) for d in dets])).float()
     return Views(
+        dense_landmarks=dense, dense_weights=dense_w,
         images=torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0,
         landmarks=torch.from_numpy(lmk).float(),
         landmark_weights=torch.from_numpy(np.stack([d.visibility for d in dets])).float(),
@@ -83,3 +89,14 @@ def views_from_arrays(images: torch.Tensor, landmarks: torch.Tensor, weights: to
                  landmark_weights=weights if weights is not None else torch.ones(n, 68),
                  crop_to_original=eye, names=list(names or [f"view{i}" for i in range(n)]),
                  original_sizes=[tuple(images.shape[-2:])] * n)
+
+
+def dense_visibility(mesh_xy: np.ndarray, yaw_deg: float, far_weight: float = 0.2) -> np.ndarray:
+    """Weights of MediaPipe's 478 points: the half of the face turned away from the camera (beyond
+    the nose bridge, point 168) is down-weighted once the head turns by more than 10 degrees."""
+    w = np.ones(len(mesh_xy), np.float32)
+    if np.isfinite(yaw_deg) and abs(yaw_deg) > 10:
+        mid = mesh_xy[168, 0]
+        far = mesh_xy[:, 0] > mid if yaw_deg > 0 else mesh_xy[:, 0] < mid
+        w[far] = far_weight
+    return w

@@ -36,8 +36,10 @@ def _barycentric_2d(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
 
 
 def calibrate_embedding(data: HeadModelData, backend: str = "mediapipe", subjects: int = 4,
-                        yaws=(-15.0, 0.0, 15.0), image_size: int = 384, seed: int = 12345) -> tuple[np.ndarray, np.ndarray]:
-    """(68,) faces and (68, 3) barycentrics of the detector's landmarks on ``data``'s mean head."""
+                        yaws=(-15.0, 0.0, 15.0), image_size: int = 384, seed: int = 12345,
+                        dense: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(L,) faces and (L, 3) barycentrics of the detector's landmarks on ``data``'s mean head:
+    the 68 iBUG points, or with ``dense=True`` MediaPipe's 478 face-mesh points."""
     import trimesh
 
     from ..data.synthetic import render_subject, to_uint8
@@ -50,7 +52,8 @@ def calibrate_embedding(data: HeadModelData, backend: str = "mediapipe", subject
     model = HeadModel(data)
     detector = get_detector(backend)
     faces_np = data.faces
-    samples: list[list[np.ndarray]] = [[] for _ in range(68)]
+    L = 478 if dense else 68
+    samples: list[list[np.ndarray]] = [[] for _ in range(L)]
     template = data.v_template.astype(np.float64)
     for s in range(subjects):
         subj = render_subject(model, yaws, image_size=image_size, seed=seed + s, expression_scale=0.0)
@@ -65,20 +68,29 @@ def calibrate_embedding(data: HeadModelData, backend: str = "mediapipe", subject
                     det = detect_landmarks(img, backend, detector=detector)
             except NoFaceError:
                 continue
-            p = det.points.astype(np.float64) + 0.5  # detector -> renderer pixel convention
+            pts = det.mesh478[:, :2] if dense else det.points
+            if pts is None:
+                raise RuntimeError(f"{backend} gives no dense mesh to calibrate")
+            p = pts.astype(np.float64) + 0.5  # detector -> renderer pixel convention
             pi = np.clip(np.floor(p).astype(int), 0, image_size - 1)
             f = p2f[v, pi[:, 1], pi[:, 0]]
             ok = f >= 0
             if abs(subj.yaws_deg[v]) > 10:  # the far-side contour is not a fixed surface point
-                far = CONTOUR[9:] if subj.yaws_deg[v] > 0 else CONTOUR[:8]
-                ok[far] = False
+                if dense:  # keep the near half (positive yaw turns the subject's left, image right, away)
+                    mid = p[168, 0]
+                    ok &= (p[:, 0] <= mid + 2) if subj.yaws_deg[v] > 0 else (p[:, 0] >= mid - 2)
+                else:
+                    far = CONTOUR[9:] if subj.yaws_deg[v] > 0 else CONTOUR[:8]
+                    ok[far] = False
             idx = np.nonzero(ok)[0]
             tri = faces_np[f[idx]]
             bary = _barycentric_2d(p[idx], svn[v][tri])
             pts = (template[tri] * bary[..., None]).sum(1)  # carried to the mean head
             for i, x in zip(idx, pts):
                 samples[i].append(x)
-    missing = [i for i in range(68) if len(samples[i]) < 2]
+    missing = [i for i in range(L) if len(samples[i]) < 2]
+    if missing and dense:  # points never seen (e.g. under the jaw): keep them at their median over fewer renders
+        missing = [i for i in range(L) if len(samples[i]) < 1]
     if missing:
         raise RuntimeError(f"{backend} calibration: landmarks {missing} were detected in fewer than 2 renders")
     target = np.stack([np.median(np.stack(s), 0) for s in samples])
@@ -87,16 +99,19 @@ def calibrate_embedding(data: HeadModelData, backend: str = "mediapipe", subject
     bary = trimesh.triangles.points_to_barycentric(template[faces_np[tri_id]], closest)
     bary = np.clip(bary, 0, None)
     bary /= bary.sum(1, keepdims=True)
-    own = (template[faces_np[data.lmk_faces_idx]] * data.lmk_bary_coords[..., None]).sum(1)
-    shift = np.linalg.norm(target - own, axis=1)
-    log.info("%s landmark calibration: moved landmarks by %.1f mm on average (max %.1f mm)", backend,
-             1000 * shift.mean(), 1000 * shift.max())
+    if not dense:
+        own = (template[faces_np[data.lmk_faces_idx]] * data.lmk_bary_coords[..., None]).sum(1)
+        shift = np.linalg.norm(target - own, axis=1)
+        log.info("%s landmark calibration: moved landmarks by %.1f mm on average (max %.1f mm)", backend,
+                 1000 * shift.mean(), 1000 * shift.max())
     return tri_id.astype(np.int64), bary.astype(np.float32)
 
 
 def add_calibrated_embedding(data: HeadModelData, backend: str = "mediapipe", **kwargs) -> HeadModelData:
-    """Calibrate and store the embedding for ``backend`` in ``data.embeddings`` (in place)."""
-    data.embeddings[backend] = calibrate_embedding(data, backend, **kwargs)
-    data.meta.setdefault("calibrated_embeddings", {})[backend] = {
+    """Calibrate and store the embedding for ``backend`` in ``data.embeddings`` (in place); with
+    ``dense=True`` the 478-point MediaPipe mesh is stored as ``<backend>478``."""
+    name = f"{backend}478" if kwargs.get("dense") else backend
+    data.embeddings[name] = calibrate_embedding(data, backend, **kwargs)
+    data.meta.setdefault("calibrated_embeddings", {})[name] = {
         k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()} or "defaults"
     return data

@@ -82,10 +82,18 @@ class HeadModel(nn.Module):
     def embeddings(self) -> list[str]:
         return ["static", *sorted(self._data.embeddings)]
 
+    def extra_embedding(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(faces (L,), bary (L, 3)) of a stored embedding such as 'mediapipe478', on this device."""
+        if name not in self._data.embeddings:
+            return None
+        f, b = self._data.embeddings[name]
+        dev, dt = self.v_template.device, self.v_template.dtype
+        return torch.as_tensor(np.asarray(f, np.int64), device=dev), torch.as_tensor(np.asarray(b), dtype=dt, device=dev)
+
     def use_landmark_embedding(self, name: str) -> bool:
         """Switch the 68 landmarks to a detector-calibrated embedding (e.g. 'mediapipe') when the
         model has one; 'static' restores the model's own. Returns whether ``name`` is in use."""
-        if name != "static" and name not in self._data.embeddings:
+        if name != "static" and (name not in self._data.embeddings or len(self._data.embeddings[name][0]) != 68):
             return False
         if name == self.embedding_name:
             return True

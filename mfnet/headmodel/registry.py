@@ -73,13 +73,16 @@ def try_calibrate(data: HeadModelData, backend: str = "mediapipe") -> bool:
         return False
 
 
-def calibrate_model(name: str, backend: str = "mediapipe") -> Path:
-    """Calibrate an installed model's landmarks for ``backend`` and save it back."""
+def calibrate_model(name: str, backend: str = "mediapipe", dense: bool = False) -> Path:
+    """Calibrate an installed model's landmarks for ``backend`` (and with ``dense`` MediaPipe's
+    478-point mesh) and save it back."""
     from .calibrate import add_calibrated_embedding
 
     path = resolve_model_path(name)
     data = HeadModelData.load(path)
     add_calibrated_embedding(data, backend)
+    if dense:
+        add_calibrated_embedding(data, backend, dense=True)
     data.save(path)
     return path
 
