@@ -186,7 +186,7 @@ def parse_markdown_table(md: str) -> tuple[list[str], list[list[str]]]:
 
 
 def table_figsize(n_rows: int, n_cols: int) -> tuple[float, float]:
-    return (max(6.0, 2.2 + 0.75 * (n_cols - 1)), 0.8 + 0.32 * (n_rows + 1))
+    return (max(5.0, 1.6 + 0.62 * (n_cols - 1)), 0.45 + 0.24 * (n_rows + 1))
 
 
 def plot_table(md: str, path: Path, title: str = "") -> Path:
@@ -194,7 +194,8 @@ def plot_table(md: str, path: Path, title: str = "") -> Path:
     plt = _plt()
     head, body = parse_markdown_table(md)
     fig = plt.figure(figsize=table_figsize(len(body), len(head)), dpi=DPI)
-    ax = fig.add_axes((0.01, 0.01, 0.98, 0.86 if title else 0.98))
+    top = 1.0 - (0.3 / fig.get_figheight() if title else 0.02)
+    ax = fig.add_axes((0.01, 0.01, 0.98, top - 0.01))
     ax.axis("off")
     tab = ax.table(cellText=body or [[""] * len(head)], colLabels=head, loc="upper center", cellLoc="center")
     tab.auto_set_font_size(False)
