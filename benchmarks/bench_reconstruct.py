@@ -67,6 +67,8 @@ def main():
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--w-reg", type=float, default=None, help="override the shape/expression regulariser weight")
+    ap.add_argument("--w-dense", type=float, default=None,
+                    help="weight of the 478-point MediaPipe term (needs `mfnet models calibrate --dense`)")
     ap.add_argument("--ablate", action="store_true",
                     help="paper Table 3: rerun the 3-view ±60° set with each loss removed")
     args = ap.parse_args()
@@ -80,6 +82,8 @@ def main():
             print(f"| {label} | {r['median_mm']:.2f} | {r['mean_mm']:.2f} |", flush=True)
         return
     over = {} if args.w_reg is None else {"w_reg": args.w_reg, "w_reg_expression": args.w_reg}
+    if args.w_dense is not None:
+        over["w_dense"] = args.w_dense
     rows = run(args.subjects, args.preset, args.size, **over)
     print(f"\npreset {args.preset}, {args.subjects} subjects, {args.size}px renders, torch threads {args.threads}")
     print("| views | median error (mm) | mean error (mm) | mean head, mean error (mm) | median time (s) | failed |")
