@@ -49,14 +49,15 @@ def load_identity(path: str | os.PathLike, n_shape: int) -> torch.Tensor:
 def reconstruct(images: Sequence, model=None, preset: str = "default", device: str | None = "cpu",
                 backend: str = "mediapipe", identity: str | os.PathLike | None = None, progress: bool = True,
                 views: Views | None = None, method: str = "fit", checkpoint: str | os.PathLike | None = None,
-                **overrides) -> Reconstruction:
+                cameras: str | os.PathLike | None = None, **overrides) -> Reconstruction:
     """Reconstruct one head from 1-16 photos (paths, RGB arrays or ImageViews) of the same person.
 
     model: a name, an .npz path or a loaded :class:`~mfnet.headmodel.HeadModel` (default: the open
     ICT-FaceKit model); preset: 'fast' | 'default' | 'best'; identity: a params.npz whose shape
     is kept fixed; method: 'fit' (optimisation), 'net' (the MFNet network's prediction from
     ``checkpoint``) or 'net+fit' (the prediction refined by optimisation); overrides:
-    :class:`~mfnet.fit.fitter.FitConfig` fields.
+    :class:`~mfnet.fit.fitter.FitConfig` fields; cameras: a cams.json of a calibrated rig (OpenCV
+    K, R, t per view, see :mod:`mfnet.fit.calibrated`): full perspective, one world head pose.
     """
     from .fit.fitter import MultiViewFitter, get_config
     from .fit.views import prepare_views
@@ -103,7 +104,17 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
         if method == "net":  # the prediction as is: no optimisation steps
             cfg = replace(cfg, iters_pose=0, iters_shape=0, iters_flow=0)
     t = time.perf_counter()
-    res = MultiViewFitter(model, cfg, fixed_shape=fixed, progress=progress).fit(views, init=init)
+    rig = None
+    if cameras is not None:
+        from .fit.calibrated import CalibratedFitter, crop_cameras, load_cameras_json
+
+        if method != "fit":
+            raise MfnetError("--cameras works with --method fit only")
+        rig = load_cameras_json(cameras, views.names)
+        fitter = CalibratedFitter(model, crop_cameras(*rig, views), cfg, fixed_shape=fixed, progress=progress)
+    else:
+        fitter = MultiViewFitter(model, cfg, fixed_shape=fixed, progress=progress)
+    res = fitter.fit(views, init=init)
     timings["fit"] = time.perf_counter() - t
     timings.update({f"fit.{k}": v for k, v in res.timings.items()})
 
@@ -113,7 +124,13 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
         n = len(views)
         posed = model(head.shape.expand(n, -1), head.expression.expand(n, -1), head.pose(vp.rotation))
         canon = model(head.shape[None], head.expression[None], head.pose(vp.rotation.new_zeros(1, 3)))
-        lmk2d = vp.cameras().project(posed.landmarks, (views.size, views.size))[..., :2].cpu().numpy()
+        if rig is not None:  # project the head as placed in the rig, with the real (perspective) cameras
+            rot, transl = res.world_pose
+            world = model(head.shape.expand(n, -1), head.expression.expand(n, -1), head.pose(rot.expand(n, 3)),
+                          translation=transl.expand(n, 3)).landmarks
+            lmk2d = fitter.rig.project(world, (views.size, views.size))[..., :2].cpu().numpy()
+        else:
+            lmk2d = vp.cameras().project(posed.landmarks, (views.size, views.size))[..., :2].cpu().numpy()
     fitted = _to_original(lmk2d, views.crop_to_original)
     detected = (np.stack([d.points for d in views.detections]).astype(np.float64) if views.detections
                 else _to_original(views.landmarks.cpu().numpy(), views.crop_to_original))
@@ -132,6 +149,10 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
         texture=texture, history=res.history, timings=timings, warnings=caught,
     )
     rec.posed_vertices = posed.vertices.cpu().numpy()  # per-view heads, in the frame the cameras project
+    if rig is not None:  # the calibrated rig and the head's pose in its world frame (metres)
+        rot, transl = res.world_pose
+        rec.calibrated_cameras = {"K": rig[0], "R": rig[1], "t": rig[2],
+                                  "head_rotation": rot.cpu().numpy(), "head_translation": transl.cpu().numpy()}
     rec.photos = [_original_pixels(v) for v in views.photos] if views.photos else None
     return rec
 

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dlib"], help="landmark detector")
     p.add_argument("--identity", metavar="PARAMS_NPZ", help="keep the shape of an earlier reconstruction fixed")
+    p.add_argument("--cameras", metavar="CAMS_JSON",
+                   help='calibrated rig: {"units": "m", "cameras": [{"image": NAME, "K": 3x3, "R": 3x3, "t": [3]}, ...]} '
+                        "(OpenCV, original pixels); full perspective with one head pose")
     p.add_argument("--covisibility", choices=["zbuffer", "landmarks"], default=None,
                    help="co-visible mask for the flow loss: exact z-buffer (default) or the paper's landmark boxes")
     p.add_argument("--flow", default=None, metavar="dis|raft:PATH",
@@ -52,7 +55,7 @@ def _run_one(images, out: Path, args, model) -> dict:
     method, ckpt = args.method_name, args.checkpoint
     rec = reconstruct(images, model=model, preset=args.preset, device=args.device, backend=args.backend,
                       identity=args.identity, progress=not (args.quiet or args.json), method=method,
-                      checkpoint=ckpt, **_overrides(args))
+                      checkpoint=ckpt, cameras=args.cameras, **_overrides(args))
     rec.save(out, posed_vertices=rec.posed_vertices, photos=rec.photos, report=not args.no_report)
     err = rec.reprojection_error_px
     return {"out": str(out), "views": rec.names, "reprojection_error_px": [round(float(e), 3) for e in err],

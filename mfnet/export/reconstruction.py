@@ -267,6 +267,9 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
             arrays[key] = _np(getattr(head, key))
     if light is not None:
         arrays["light"] = light
+    calib = getattr(rec, "calibrated_cameras", None)  # a calibrated rig (mfnet reconstruct --cameras)
+    if calib is not None:
+        arrays.update({f"rig_{k}": np.asarray(v) for k, v in calib.items()})
     with atomic_path(d / "params.npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -303,6 +306,10 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
         "reprojection_error_px": {"per_view": _lists(err), "mean": float(err.mean()) if n else None},
         "timings_s": {k: float(v) for k, v in rec.timings.items()},
     }
+    if calib is not None:
+        doc["calibrated_rig"] = {"note": "the given cameras (x ~ K (R X + t), original pixels) and the fitted head "
+                                         "pose in the rig's world frame: X_world = R_head (X - J0) + J0 + T",
+                                 **{k: _lists(np.asarray(v)) for k, v in calib.items()}}
     _dump_json(d / "params.json", doc)
 
 

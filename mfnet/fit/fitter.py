@@ -102,10 +102,10 @@ class MultiViewFitter:
             self.face_region = None
 
     # -------------------------------------------------------------- helpers
-    def _forward(self, shape, expr, jaw, rot, landmarks_only: bool = False):
+    def _forward(self, shape, expr, jaw, rot, landmarks_only: bool = False, translation=None):
         n = rot.shape[0]
         head = HeadParams(shape, expr, jaw)
-        return self.model(shape.expand(n, -1), expr.expand(n, -1), head.pose(rot),
+        return self.model(shape.expand(n, -1), expr.expand(n, -1), head.pose(rot), translation=translation,
                           dynamic_contour=self.cfg.dynamic_contour, landmarks_only=landmarks_only)
 
     def _landmark_terms(self, lmk2d, views: Views, S: int) -> dict[str, torch.Tensor]:
@@ -136,28 +136,23 @@ class MultiViewFitter:
         expr = torch.zeros(model.n_expr, device=dev, dtype=dt)
         jaw = torch.zeros(3, device=dev, dtype=dt)
         if init is not None:
-            h0, v0 = init
+            h0, _ = init
             if self.fixed_shape is None:
                 shape = h0.shape.to(dev, dt).clone()
             expr, jaw = h0.expression.to(dev, dt).clone(), h0.jaw.to(dev, dt).clone()
-            rot, s, t = v0.rotation.to(dev, dt).clone(), v0.scale.to(dev, dt).clone(), v0.trans.to(dev, dt).clone()
-        else:
-            with torch.no_grad():
-                mean = model(shape[None], expr[None]).landmarks[0]
-                rot = init_rotations(mean, views.landmarks, S).to(dev, dt)
-                posed = self._forward(shape, expr, jaw, rot, landmarks_only=True).landmarks
-                s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, S)
-        log_s = s.log().clone()
         params = {"shape": shape.requires_grad_(self.fixed_shape is None), "expr": expr.requires_grad_(),
-                  "jaw": jaw.requires_grad_(), "rot": rot.requires_grad_(), "log_s": log_s.requires_grad_(),
-                  "trans": t.clone().requires_grad_()}
+                  "jaw": jaw.requires_grad_()}
+        with torch.no_grad():
+            cam_params = self._init_camera_params(views, shape, expr, jaw, init)
+        params.update({k: v.detach().clone().requires_grad_() for k, v in cam_params.items()})
+        cam_keys = list(cam_params)
         timings["init"] = time.perf_counter() - t0
 
         dense = self._dense_setup(views)
-        stages = [("pose", cfg.iters_pose, ["rot", "log_s", "trans"]),
-                  ("shape", cfg.iters_shape, ["rot", "log_s", "trans", "shape", "expr", "jaw"]),
+        stages = [("pose", cfg.iters_pose, cam_keys),
+                  ("shape", cfg.iters_shape, cam_keys + ["shape", "expr", "jaw"]),
                   ("flow", cfg.iters_flow if N > 1 and "multiop" not in cfg.disabled_losses else 0,
-                   ["rot", "log_s", "trans", "shape", "expr", "jaw"])]
+                   cam_keys + ["shape", "expr", "jaw"])]
         total = sum(n for _, n, _ in stages)
         bar = tqdm(total=total, desc="fitting", disable=not self.progress, leave=False, unit="step")
         for name, iters, keys in stages:
@@ -165,20 +160,24 @@ class MultiViewFitter:
                 continue
             ts = time.perf_counter()
             lrs = {"rot": cfg.lr_rotation, "log_s": cfg.lr_scale, "trans": cfg.lr_trans, "shape": cfg.lr_shape,
-                   "expr": cfg.lr_expression, "jaw": cfg.lr_rotation}
+                   "expr": cfg.lr_expression, "jaw": cfg.lr_rotation, "transl": cfg.lr_trans}
             opt = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k]} for k in keys if params[k].requires_grad])
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iters, eta_min=0.0)
             corr = None
             hist = history.setdefault(name, [])
             for it in range(iters):
-                cams = WeakPerspectiveCameras(params["log_s"].exp(), params["trans"])
-                out = self._forward(params["shape"], params["expr"], params["jaw"], params["rot"], landmarks_only=True)
+                cams = self._cameras(params)
+                rots, transl = self._view_rotations(params, N), self._translation(params, N)
+                out = self._forward(params["shape"], params["expr"], params["jaw"], rots, landmarks_only=True,
+                                    translation=transl)
                 lmk2d = cams.project(out.landmarks, (S, S))[..., :2]
                 terms = self._landmark_terms(lmk2d, views, S)
                 if dense is not None:
                     subset_d, local_d, bary_d = dense
                     vd = subset_d(params["shape"].expand(N, -1), params["expr"].expand(N, -1),
-                                  HeadParams(params["shape"], params["expr"], params["jaw"]).pose(params["rot"]))
+                                  HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots))
+                    if transl is not None:
+                        vd = vd + transl[:, None]
                     pts = (vd[:, local_d] * bary_d[None, :, :, None]).sum(2)
                     pred = cams.project(pts, (S, S))[..., :2]
                     norm = torch.full((N,), S / 2.0, dtype=pred.dtype, device=dev)
@@ -188,12 +187,13 @@ class MultiViewFitter:
                     sh = params["shape"] if self.fixed_shape is None else params["shape"] * 0
                     terms["reg"] = regularisation(sh, params["expr"], cfg.w_reg, cfg.w_reg_expression)
                 if name == "flow":
-                    pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(params["rot"])
+                    pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
                     if corr is None or it % cfg.flow_every == 0:
                         with torch.no_grad():
-                            full = model(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose).vertices
+                            full = model(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose,
+                                         translation=transl).vertices
                             corr = build_flow_correspondences(
-                                full, model.faces, WeakPerspectiveCameras(cams.scale.detach(), cams.trans.detach()),
+                                full, model.faces, self._cameras(params, detach=True),
                                 views.images, views.landmarks, views.landmark_weights, self.face_region,
                                 mode=cfg.covisibility, flow_fn=self._flow_fn(), seed=cfg.seed + it)
                         mags.append(corr.flow_magnitude)
@@ -201,6 +201,8 @@ class MultiViewFitter:
                         used, local = torch.unique(model.faces[corr.face_idx], return_inverse=True)
                         subset = model.vertex_subset(used)
                     verts = subset(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
+                    if transl is not None:
+                        verts = verts + transl[:, None]
                     terms["multiop"] = cfg.w_multiop * multiview_flow_loss(
                         verts, local, cams, S, replace(corr, face_idx=torch.arange(len(corr), device=dev)))
                 loss = sum(terms.values())
@@ -217,8 +219,37 @@ class MultiViewFitter:
             timings[name] = time.perf_counter() - ts
         bar.close()
         head = HeadParams(params["shape"].detach(), params["expr"].detach(), params["jaw"].detach())
-        vp = ViewParams(params["rot"].detach(), params["log_s"].detach().exp(), params["trans"].detach())
+        self._last = {k: v.detach() for k, v in params.items()}
+        with torch.no_grad():
+            vp = self._view_params(self._last, N)
         return FitResult(head, vp, history, timings, mags)
+
+    # ------------------------------------------------- camera model (weak perspective)
+    def _init_camera_params(self, views: Views, shape, expr, jaw, init) -> dict[str, torch.Tensor]:
+        """Per-view head rotation + weak-perspective scale/translation, from ``init`` or landmarks."""
+        dev, dt = self.model.v_template.device, self.model.v_template.dtype
+        if init is not None:
+            v0 = init[1]
+            rot, s, t = v0.rotation.to(dev, dt), v0.scale.to(dev, dt), v0.trans.to(dev, dt)
+        else:
+            mean = self.model(shape[None], expr[None]).landmarks[0]
+            rot = init_rotations(mean, views.landmarks, views.size).to(dev, dt)
+            posed = self._forward(shape, expr, jaw, rot, landmarks_only=True).landmarks
+            s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, views.size)
+        return {"rot": rot, "log_s": s.log(), "trans": t}
+
+    def _cameras(self, params, detach: bool = False):
+        s, t = params["log_s"].exp(), params["trans"]
+        return WeakPerspectiveCameras(s.detach(), t.detach()) if detach else WeakPerspectiveCameras(s, t)
+
+    def _view_rotations(self, params, n: int) -> torch.Tensor:
+        return params["rot"]
+
+    def _translation(self, params, n: int) -> torch.Tensor | None:
+        return None
+
+    def _view_params(self, params, n: int) -> ViewParams:
+        return ViewParams(params["rot"], params["log_s"].exp(), params["trans"])
 
     def _dense_setup(self, views: Views):
         """Vertex subset + barycentrics for the 478-point MediaPipe term, or None when unavailable."""
