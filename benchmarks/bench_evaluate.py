@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from mfnet.evaluate import facescape as fs  # noqa: E402
 from mfnet.evaluate.cylinder import cylinder_raycast, grid_distances  # noqa: E402
-from _docs import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _common import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 PUPIL_SCALE = 150.0  # mm per normalised unit
 

@@ -7,23 +7,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from _common import run_times  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from mfnet.headmodel import load_head_model
 from mfnet.headmodel.lbs import batch_rigid_transform
 
 
 def timeit(fn, n=20, warmup=3):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1000
+    """Median milliseconds."""
+    return statistics.median(run_times(fn, n, warmup)) * 1000
 
 
 def einsum_lbs(m, coeffs, rot):

@@ -41,19 +41,13 @@ from mfnet.headmodel.ict import convert_ict  # noqa: E402
 from mfnet.net import MFNet, predict  # noqa: E402
 from mfnet.train import TrainLoss, camera_prior, config_from_dict, evaluate_synthetic, train  # noqa: E402
 from mfnet.train.config import LossConfig  # noqa: E402
+from _common import run_times  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ICT = Path(os.environ.get("MFNET_ICT_DIR", REPO.parent / "shared" / "data" / "ict-facekit"))
 
 
 def median_s(fn, runs: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return statistics.median(run_times(fn, runs, warmup))
 
 
 def bench_inference(runs: int) -> dict[str, float]:

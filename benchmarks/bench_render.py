@@ -45,7 +45,7 @@ from mfnet.render import (  # noqa: E402
     rasterize,
 )
 from mfnet.render.reference import reference_rasterize  # noqa: E402
-from _docs import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _common import run_times, write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 YAWS = (-30.0, 0.0, 30.0)
 ICT_KEEP = 11248  # face + head/neck vertices of ICT-FaceKit
@@ -125,13 +125,7 @@ def wait_for_idle(max_wait: float, threshold: float = 0.9) -> float:
 
 def time_ms(fn, runs: int, warmup: int) -> tuple[float, float]:
     """(median, min) wall-clock milliseconds over ``runs`` runs after ``warmup``."""
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
+    ts = run_times(fn, runs, warmup)
     return 1000.0 * statistics.median(ts), 1000.0 * min(ts)
 
 

@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: write one '## Title' section of docs/benchmarks.md."""
+"""Shared by the benchmark scripts: timing loops and writing one section of docs/benchmarks.md."""
 from __future__ import annotations
 
 import re
@@ -16,3 +16,17 @@ def write_section(title: str, md: str, path: Path) -> None:
         text = text.rstrip() + "\n\n" + section
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def run_times(fn, runs: int, warmup: int = 2) -> list[float]:
+    """Wall-clock seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed calls."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return ts
