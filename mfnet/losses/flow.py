@@ -79,7 +79,8 @@ def build_flow_correspondences(verts: torch.Tensor, faces: torch.Tensor, cameras
 
     verts (N, V, 3) posed per view; images (N, 3, S, S) crops; landmarks (N, 68, 2) crop pixels;
     face_region: bool (F,) faces allowed in MF (default: all); max_flow: flows longer than this
-    fraction of the crop are treated as outliers; depth_tol in model units (metres).
+    fraction of the crop are treated as outliers; depth_tol in model units (metres: both camera
+    models report depth in the model's units).
     """
     if mode not in ("zbuffer", "landmarks"):
         raise ValueError(f"unknown co-visibility mode {mode!r}: use 'zbuffer' or 'landmarks'")
@@ -108,7 +109,7 @@ def build_flow_correspondences(verts: torch.Tensor, faces: torch.Tensor, cameras
             qi = q[:, :2].floor().long().clamp(0, S - 1)
             inside = (q[:, 0] >= 0) & (q[:, 0] < S) & (q[:, 1] >= 0) & (q[:, 1] < S)
             if mode == "zbuffer":
-                inside &= (q[:, 2] - zbuf[a][qi[:, 1], qi[:, 0]]).abs() < depth_tol * _depth_scale(cameras, a)
+                inside &= (q[:, 2] - zbuf[a][qi[:, 1], qi[:, 0]]).abs() < depth_tol
             keep = inside.nonzero()[:, 0]
             if keep.numel() > max_points_per_pair:
                 keep = keep[torch.randperm(keep.numel(), generator=gen)[:max_points_per_pair].to(keep.device)]
@@ -151,11 +152,6 @@ def build_flow_correspondences(verts: torch.Tensor, faces: torch.Tensor, cameras
     mag = torch.cat(mags)
     return FlowCorrespondences(cat["a"].to(verts.device), cat["b"].to(verts.device), cat["f"], cat["w"], cat["ta"],
                                cat["tb"], float(mag.mean()) if mag.numel() else 0.0)
-
-
-def _depth_scale(cameras, view: int) -> float:
-    """Depth units per metre (weak perspective keeps metres)."""
-    return 1.0
 
 
 def _empty(verts: torch.Tensor) -> FlowCorrespondences:
