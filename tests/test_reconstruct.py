@@ -220,3 +220,14 @@ def test_network_methods_from_the_cli(model, astronaut_path, tmp_path, capsys):
 def test_method_needs_a_checkpoint(astronaut_path, capsys):
     assert main(["reconstruct", "--method", "net"]) == 2
     assert "needs a checkpoint" in capsys.readouterr().err
+
+
+def test_quiet_mode_prints_nothing(model, astronaut_path, tmp_path, capfd):
+    """--quiet: no progress bars, no log lines, and none of MediaPipe's native log noise."""
+    from mfnet.detect import make_detector
+
+    make_detector("mediapipe").detect(skdata.astronaut())  # a fresh graph: its start-up notices too
+    capfd.readouterr()
+    assert main(["reconstruct", str(astronaut_path), "--out", str(tmp_path / "q"), "--preset", "fast", "--quiet"]) == 0
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

@@ -19,6 +19,8 @@ with a lock (MediaPipe graphs are not thread-safe).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 
 import cv2
@@ -88,6 +90,10 @@ class MediaPipeDetector:
 
     # ------------------------------------------------------------ lifecycle
     def _ensure(self) -> None:
+        with _quiet_native_logs():
+            self._create()
+
+    def _create(self) -> None:
         if self._mesh is not None:
             return
         try:
@@ -109,8 +115,9 @@ class MediaPipeDetector:
         with self._lock:
             self._ensure()
             blank = np.full((192, 192, 3), 127, np.uint8)
-            self._mesh.process(blank)
-            self._finder.process(blank)
+            with _quiet_native_logs():
+                self._mesh.process(blank)
+                self._finder.process(blank)
         return self
 
     def close(self) -> None:
@@ -125,7 +132,8 @@ class MediaPipeDetector:
     def _mesh_pass(self, image: np.ndarray) -> list[Landmarks2D]:
         """FaceMesh on one image; landmarks in that image's pixels."""
         h, w = image.shape[:2]
-        res = self._mesh.process(image)
+        with _quiet_native_logs():
+            res = self._mesh.process(image)
         faces = []
         for face in res.multi_face_landmarks or ():
             m = np.array([(p.x, p.y, p.z) for p in face.landmark], np.float32)
@@ -151,7 +159,8 @@ class MediaPipeDetector:
     def _finder_boxes(self, image: np.ndarray) -> list[np.ndarray]:
         """Full-range face boxes ``x0, y0, x1, y1`` in pixels."""
         h, w = image.shape[:2]
-        res = self._finder.process(image)
+        with _quiet_native_logs():
+            res = self._finder.process(image)
         boxes = []
         for d in res.detections or ():
             r = d.location_data.relative_bounding_box
@@ -232,3 +241,26 @@ class MediaPipeDetector:
 
     def __repr__(self) -> str:
         return f"MediaPipeDetector(max_num_faces={self.max_num_faces}, loaded={self._mesh is not None})"
+
+
+@contextlib.contextmanager
+def _quiet_native_logs():
+    """Silence MediaPipe's C++ log lines (TFLite/absl 'W0000 ...' notices written straight to file
+    descriptor 2) while a graph is created or run. Python exceptions are unaffected. Set
+    MFNET_MEDIAPIPE_LOGS=1 to see them."""
+    if os.environ.get("MFNET_MEDIAPIPE_LOGS"):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no usable fd 2 (embedded interpreters): leave logging alone
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
