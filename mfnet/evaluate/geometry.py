@@ -214,6 +214,8 @@ class TriangleIndex:
     The result is the true closest point (no approximation).
     """
 
+    max_pieces_per_face = 8  # search pieces per triangle on average, at most
+
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, k: int = 4, k_far: int = 16,
                  piece_radius: float | None = None):
         self.vertices = np.asarray(vertices, dtype=np.float64)
@@ -228,6 +230,10 @@ class TriangleIndex:
         rho = balls[:, 3]
         r_t = float(piece_radius) if piece_radius else max(float(np.median(rho)), 1e-12)
         parts = np.maximum(np.ceil(rho / r_t - 1e-9), 1).astype(np.int64)
+        budget = max(self.max_pieces_per_face * rho.shape[0], 1 << 16)
+        while int((parts ** 2).sum()) > budget:  # a few huge triangles (a broken prediction): coarser
+            r_t *= 2.0                            # pieces keep memory bounded; results stay exact
+            parts = np.maximum(np.ceil(rho / r_t - 1e-9), 1).astype(np.int64)
         if (parts > 1).any():
             sub, self.parent = _split_triangles(self.vertices[self.faces], parts)
             centre, prho = _bounding_balls(sub)
