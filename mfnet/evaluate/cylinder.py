@@ -40,8 +40,34 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, np.arange(owner.shape[0]) - start[owner]
 
 
+def _cast(v, f, tris, counts, r0, c0, nc, ys, phis, W, period):
+    """Moeller-Trumbore on the candidate rays of triangles ``tris``: (ray index, t, triangle) of the hits."""
+    owner, k = _expand(counts)
+    tri_id = tris[owner]
+    ri = r0[tri_id] + k // nc[tri_id]
+    ci = np.mod(c0[tri_id] + k % nc[tri_id], period)
+    a, b, c = (v[f[tri_id, m]] for m in range(3))
+    o = np.zeros_like(a)
+    o[:, 1] = ys[ri]
+    d = np.zeros_like(a)
+    d[:, 0], d[:, 2] = -np.sin(phis[ci]), -np.cos(phis[ci])
+    e1, e2 = b - a, c - a
+    pvec = np.cross(d, e2)
+    det = (e1 * pvec).sum(1)
+    ok = np.abs(det) > 1e-12 * np.maximum((e1 * e1).sum(1) * (e2 * e2).sum(1), 1e-300) ** 0.5
+    inv = _div(np.ones_like(det), np.where(ok, det, 0.0))
+    tvec = o - a
+    u = (tvec * pvec).sum(1) * inv
+    qvec = np.cross(tvec, e1)
+    w = (d * qvec).sum(1) * inv
+    t = (e2 * qvec).sum(1) * inv
+    eps = 1e-10
+    hit = ok & (u >= -eps) & (w >= -eps) & (u + w <= 1 + eps) & (t > 0)
+    return (ri * W + ci)[hit], t[hit], tri_id[hit]
+
+
 def cylinder_raycast(vertices: np.ndarray, faces: np.ndarray, n_rows: int = 256, n_cols: int = 256,
-                     y_top: float = 150.0, y_bottom: float = -150.0, pad: float = 0.5):
+                     y_top: float = 150.0, y_bottom: float = -150.0, pad: float = 0.5, max_pairs: int = 1 << 21):
     """Cast the cylindrical rays of :func:`cylinder_rays` at a mesh; the farthest hit wins.
 
     Returns ``radius (H, W)`` -- the hit distance t along the ray, equal to the
@@ -79,37 +105,23 @@ def cylinder_raycast(vertices: np.ndarray, faces: np.ndarray, n_rows: int = 256,
     nr = np.maximum(r1 - r0 + 1, 0)
     nc = np.maximum(c1 - c0 + 1, 0)
     nc = np.minimum(nc, period)
-    tri_id, k = _expand(nr * nc)
-    ri = r0[tri_id] + k // nc[tri_id]
-    ci = np.mod(c0[tri_id] + k % nc[tri_id], period)
-
-    # Moeller-Trumbore on the candidate pairs
-    a, b, c = (v[f[tri_id, m]] for m in range(3))
-    o = np.zeros_like(a)
-    o[:, 1] = ys[ri]
-    d = np.zeros_like(a)
-    d[:, 0], d[:, 2] = -np.sin(phis[ci]), -np.cos(phis[ci])
-    e1, e2 = b - a, c - a
-    pvec = np.cross(d, e2)
-    det = (e1 * pvec).sum(1)
-    ok = np.abs(det) > 1e-12 * np.maximum((e1 * e1).sum(1) * (e2 * e2).sum(1), 1e-300) ** 0.5
-    inv = _div(np.ones_like(det), np.where(ok, det, 0.0))
-    tvec = o - a
-    u = (tvec * pvec).sum(1) * inv
-    qvec = np.cross(tvec, e1)
-    w = (d * qvec).sum(1) * inv
-    t = (e2 * qvec).sum(1) * inv
-    eps = 1e-10
-    hit = ok & (u >= -eps) & (w >= -eps) & (u + w <= 1 + eps) & (t > 0)
-    ray = (ri * W + ci)[hit]
-    t, tri_hit = t[hit], tri_id[hit]
-    if ray.size:
+    counts = nr * nc
+    # candidate (triangle, ray) pairs in chunks of about ``max_pairs``: a broken prediction with huge
+    # triangles would otherwise need tens of millions at once
+    group = np.cumsum(counts) // max_pairs
+    flat_r, flat_f = radius.ravel(), hit_face.ravel()
+    for gi in np.unique(group):  # a handful of chunks, not a loop over faces
+        sel_f = np.flatnonzero(group == gi)
+        ray, t, tri_hit = _cast(v, f, sel_f, counts[sel_f], r0, c0, nc, ys, phis, W, period)
+        if not ray.size:
+            continue
         order = np.lexsort((t, ray))
         last = np.ones(order.shape[0], bool)
         last[:-1] = ray[order][1:] != ray[order][:-1]
-        sel = order[last]
-        radius.ravel()[ray[sel]] = t[sel]
-        hit_face.ravel()[ray[sel]] = tri_hit[sel]
+        sel = order[last]  # the farthest hit of each ray in this chunk
+        better = t[sel] > flat_r[ray[sel]]
+        flat_r[ray[sel][better]] = t[sel][better]
+        flat_f[ray[sel][better]] = tri_hit[sel][better]
     radius[:, W - 1] = radius[:, 0]
     hit_face[:, W - 1] = hit_face[:, 0]
     return radius, hit_face

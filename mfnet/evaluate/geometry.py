@@ -253,7 +253,8 @@ class TriangleIndex:
         best_d2[who], best_f[who] = d2[hit], fi[hit]
         best_vw[who] = np.stack([v[hit], w[hit]], 1)
 
-    def query(self, points: np.ndarray, hint: np.ndarray | None = None, chunk: int = 1 << 16) -> ClosestPoints:
+    def query(self, points: np.ndarray, hint: np.ndarray | None = None, chunk: int = 1 << 16,
+              pair_budget: int = 1 << 21) -> ClosestPoints:
         """Closest surface points for ``points (N, 3)``; NaN distances if the mesh has no faces.
 
         ``hint (N,)``: optional face index per query believed to be close (for
@@ -296,10 +297,13 @@ class TriangleIndex:
         with np.errstate(invalid="ignore"):
             thr = np.where(np.isfinite(bound), bound - 1e-9 * (1.0 + np.abs(bound)), np.inf)
         todo = np.flatnonzero(best_d > thr)
-        for s in range(0, todo.size, chunk):
-            t = todo[s:s + chunk]
-            lists = self.tree.query_ball_point(q[t], best_d[t] * (1 + 1e-9) + self.rho_max + 1e-12,
-                                               return_sorted=False)
+        radii = best_d * (1 + 1e-9) + self.rho_max + 1e-12
+        sizes = (self.tree.query_ball_point(q[todo], radii[todo], return_length=True) if todo.size
+                 else np.zeros(0, np.int64))
+        group = np.cumsum(sizes) // pair_budget  # bounded memory even when balls hold many pieces
+        for gi in np.unique(group):  # a few groups of queries
+            t = todo[group == gi]
+            lists = self.tree.query_ball_point(q[t], radii[t], return_sorted=False)
             counts = np.fromiter(map(len, lists), np.int64, t.size)
             if not counts.any():
                 continue
