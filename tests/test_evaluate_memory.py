@@ -25,3 +25,24 @@ def test_huge_triangles_keep_the_index_small_and_exact():
 
     brute = np.array([brute_distance(p) for p in q])
     np.testing.assert_allclose(got.distance, brute, atol=1e-12)
+
+
+def test_chunked_ray_casting_and_ball_queries_give_the_same_answers():
+    from mfnet.evaluate.cylinder import cylinder_raycast
+
+    rng = np.random.default_rng(1)
+    # a noisy closed-ish blob around the cylinder axis (mm)
+    p = rng.normal(size=(400, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    from scipy.spatial import ConvexHull
+
+    f = ConvexHull(p).simplices
+    v = p * np.array([80.0, 110.0, 90.0]) + rng.normal(size=p.shape) * 8.0
+    r_big, f_big = cylinder_raycast(v, f, 64, 64)
+    r_small, f_small = cylinder_raycast(v, f, 64, 64, max_pairs=500)
+    np.testing.assert_array_equal(r_big, r_small)
+    np.testing.assert_array_equal(f_big, f_small)
+    index = TriangleIndex(v, f)
+    q = rng.normal(size=(500, 3)) * 60
+    a, b = index.query(q), index.query(q, pair_budget=50)
+    np.testing.assert_array_equal(a.distance, b.distance)
