@@ -30,7 +30,7 @@ def rig(ict_dir, tmp_path_factory):
     with torch.no_grad():
         out = model(torch.randn(1, model.n_shape, generator=g) * 0.7)
         center = out.landmarks[0, 27:36].mean(0)  # aim the cameras at the nose
-        eyes, Rs, ts = [], [], []
+        Rs, ts = [], []
         for yaw in (-35.0, 0.0, 35.0):
             eye = center + 0.55 * torch.tensor([math.sin(math.radians(yaw)), 0.0, math.cos(math.radians(yaw))])
             R, t = look_at_opencv(eye, center)

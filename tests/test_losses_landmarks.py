@@ -1,7 +1,6 @@
 """Landmark losses (paper eq. 7-10) and DIS flow: values on constructed cases."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 from skimage import data as skdata
 

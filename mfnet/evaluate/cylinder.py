@@ -201,7 +201,7 @@ def grid_distances(query_radius: np.ndarray, target_radius: np.ndarray, jump: fl
     n = qi.size
     if not keep.any() or n == 0:
         return np.full(n, np.nan)
-    q, y_q, r_q = qv[qi, qj], ys[qi], query_radius[qi, qj]
+    q, r_q = qv[qi, qj], query_radius[qi, qj]
     qj = qj % C
     packed = pack_triangles(tv.reshape(-1, 3), _cell_faces(H, W), balls=False)
     corners = np.stack([target_radius[:-1, :-1], target_radius[:-1, 1:], target_radius[1:, :-1],

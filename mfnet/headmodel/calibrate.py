@@ -14,7 +14,6 @@ import logging
 import warnings
 
 import numpy as np
-import torch
 
 from .data import HeadModelData
 

@@ -91,7 +91,7 @@ def build_flow_correspondences(verts: torch.Tensor, faces: torch.Tensor, cameras
     ys, xs = torch.meshgrid(torch.arange(S, device=verts.device), torch.arange(S, device=verts.device), indexing="ij")
     pix = torch.stack([xs, ys], -1).to(verts.dtype) + 0.5  # (S, S, 2) pixel centres (x, y)
     gen = torch.Generator().manual_seed(seed)
-    parts, pairs_a, pairs_b, sources = [], [], [], []
+    parts, pairs_a, pairs_b = [], [], []
     for b in range(N):
         covered = p2f[b] >= 0
         if face_region is not None:
