@@ -125,7 +125,7 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
         posed = model(head.shape.expand(n, -1), head.expression.expand(n, -1), head.pose(vp.rotation))
         canon = model(head.shape[None], head.expression[None], head.pose(vp.rotation.new_zeros(1, 3)))
         if rig is not None:  # project the head as placed in the rig, with the real (perspective) cameras
-            rot, transl = res.world_pose
+            rot, transl = res.camera_params["rot"][0], res.camera_params["transl"]
             world = model(head.shape.expand(n, -1), head.expression.expand(n, -1), head.pose(rot.expand(n, 3)),
                           translation=transl.expand(n, 3)).landmarks
             lmk2d = fitter.rig.project(world, (views.size, views.size))[..., :2].cpu().numpy()
@@ -147,13 +147,13 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
         landmarks3d=canon.landmarks[0].cpu().numpy(),
         vt=model.vt.cpu().numpy() if model.has_uvs else None, ft=model.ft.cpu().numpy() if model.has_uvs else None,
         texture=texture, history=res.history, timings=timings, warnings=caught,
+        posed_vertices=posed.vertices.cpu().numpy(),
+        photos=[_original_pixels(v) for v in views.photos] if views.photos else None,
+        calibrated_cameras=None if rig is None else {
+            "K": rig[0], "R": rig[1], "t": rig[2],
+            "head_rotation": res.camera_params["rot"][0].cpu().numpy(),
+            "head_translation": res.camera_params["transl"].cpu().numpy()},
     )
-    rec.posed_vertices = posed.vertices.cpu().numpy()  # per-view heads, in the frame the cameras project
-    if rig is not None:  # the calibrated rig and the head's pose in its world frame (metres)
-        rot, transl = res.world_pose
-        rec.calibrated_cameras = {"K": rig[0], "R": rig[1], "t": rig[2],
-                                  "head_rotation": rot.cpu().numpy(), "head_translation": transl.cpu().numpy()}
-    rec.photos = [_original_pixels(v) for v in views.photos] if views.photos else None
     return rec
 
 

@@ -116,6 +116,9 @@ class Reconstruction:
     history: dict[str, list[float]] = field(default_factory=dict)  # stage -> total loss per step
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    posed_vertices: np.ndarray | None = None  # (N, V, 3) per-view heads, in the frame the cameras project
+    photos: list | None = None  # (H, W, 3) uint8 photos at original resolution, for overlays
+    calibrated_cameras: dict | None = None  # --cameras: the rig's K, R, t and the head's world pose
 
     @property
     def reprojection_error_px(self) -> np.ndarray:
@@ -123,6 +126,10 @@ class Reconstruction:
         return np.linalg.norm(self.detected_landmarks - self.fitted_landmarks, axis=-1).mean(-1)
 
     def save(self, out_dir: str | Path, **kwargs) -> Path:
+        """Write all outputs (see :func:`mfnet.export.reconstruction.write_reconstruction`); the posed
+        heads and photos default to the record's own."""
         from .export.reconstruction import write_reconstruction
 
+        kwargs.setdefault("posed_vertices", self.posed_vertices)
+        kwargs.setdefault("photos", self.photos)
         return write_reconstruction(self, out_dir, **kwargs)

@@ -60,7 +60,7 @@ def cmd_demo(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rec = reconstruct(paths, model=model, preset=args.preset, progress=True)
-        rec.save(tmp / "reconstruction", posed_vertices=rec.posed_vertices, photos=rec.photos)
+        rec.save(tmp / "reconstruction")
         face = model.masks["face"].numpy() if "face" in model.masks else None
         err = vertex_error_mm(rec.vertices, gt_out.vertices[0].numpy(), rec.landmarks3d,
                               gt_out.landmarks[0].numpy(), face)

@@ -56,7 +56,7 @@ def _run_one(images, out: Path, args, model) -> dict:
     rec = reconstruct(images, model=model, preset=args.preset, device=args.device, backend=args.backend,
                       identity=args.identity, progress=not (args.quiet or args.json), method=method,
                       checkpoint=ckpt, cameras=args.cameras, **_overrides(args))
-    rec.save(out, posed_vertices=rec.posed_vertices, photos=rec.photos, report=not args.no_report)
+    rec.save(out, report=not args.no_report)
     err = rec.reprojection_error_px
     return {"out": str(out), "views": rec.names, "reprojection_error_px": [round(float(e), 3) for e in err],
             "seconds": round(rec.timings["total"], 3), "warnings": rec.warnings}

@@ -267,7 +267,7 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
             arrays[key] = _np(getattr(head, key))
     if light is not None:
         arrays["light"] = light
-    calib = getattr(rec, "calibrated_cameras", None)  # a calibrated rig (mfnet reconstruct --cameras)
+    calib = rec.calibrated_cameras  # a calibrated rig (mfnet reconstruct --cameras)
     if calib is not None:
         arrays.update({f"rig_{k}": np.asarray(v) for k, v in calib.items()})
     with atomic_path(d / "params.npz") as tmp:

@@ -131,6 +131,4 @@ class CalibratedFitter(MultiViewFitter):
     def fit(self, views: Views, init=None):
         """Fit (a network ``init`` is not used: the rig fixes the cameras)."""
         self._crop_size = views.size
-        res = super().fit(views, init=None)
-        res.world_pose = (self._last["rot"][0], self._last["transl"])
-        return res
+        return super().fit(views, init=None)  # camera_params: head 'rot' (1, 3) and 'transl' (3,) in the rig

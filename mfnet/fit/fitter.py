@@ -80,6 +80,7 @@ class FitResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     flow_magnitude: list[float] = field(default_factory=list)  # mean |F| (px) at each flow update
+    camera_params: dict[str, torch.Tensor] = field(default_factory=dict)  # final raw camera-model parameters
 
 
 class MultiViewFitter:
@@ -219,10 +220,11 @@ class MultiViewFitter:
             timings[name] = time.perf_counter() - ts
         bar.close()
         head = HeadParams(params["shape"].detach(), params["expr"].detach(), params["jaw"].detach())
-        self._last = {k: v.detach() for k, v in params.items()}
+        final = {k: v.detach() for k, v in params.items()}
         with torch.no_grad():
-            vp = self._view_params(self._last, N)
-        return FitResult(head, vp, history, timings, mags)
+            vp = self._view_params(final, N)
+        cam = {k: final[k] for k in cam_keys}
+        return FitResult(head, vp, history, timings, mags, camera_params=cam)
 
     # ------------------------------------------------- camera model (weak perspective)
     def _init_camera_params(self, views: Views, shape, expr, jaw, init) -> dict[str, torch.Tensor]:
