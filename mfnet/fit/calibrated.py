@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import MfnetError
+from ..headmodel.lbs import axis_angle_to_matrix, matrix_to_axis_angle
 from ..render.cameras import PerspectiveCameras
 from ..types import ViewParams, Views
 from .fitter import MultiViewFitter
@@ -110,22 +111,15 @@ class CalibratedFitter(MultiViewFitter):
     def _view_params(self, params, n: int) -> ViewParams:
         """Weak-perspective stand-ins per view (for overlays and exports): the head rotation seen by
         each camera and the scale/translation that best match the perspective landmarks."""
-        from ..headmodel.lbs import axis_angle_to_matrix, matrix_to_axis_angle
-
         flip = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=params["rot"].dtype, device=params["rot"].device))
-        R_head = axis_angle_to_matrix(params["rot"])[0]
-        view_rot = matrix_to_axis_angle(flip @ self.rig.R @ R_head)  # (n, 3)
-        shape, expr = params["shape"][None].expand(n, -1), params["expr"][None].expand(n, -1)
-        from ..types import HeadParams
-
-        hp = HeadParams(params["shape"], params["expr"], params["jaw"])
-        world = self.model(shape, expr, hp.pose(params["rot"].expand(n, 3)), translation=params["transl"].expand(n, 3),
-                           landmarks_only=True).landmarks
-        posed = self.model(shape, expr, hp.pose(view_rot), landmarks_only=True).landmarks
+        view_rot = matrix_to_axis_angle(flip @ self.rig.R @ axis_angle_to_matrix(params["rot"])[0])  # (n, 3)
+        head = (params["shape"], params["expr"], params["jaw"])
+        world = self._forward(*head, self._view_rotations(params, n), landmarks_only=True,
+                              translation=self._translation(params, n)).landmarks
+        posed = self._forward(*head, view_rot, landmarks_only=True).landmarks
         size = self._crop_size
         target = self.rig.project(world, (size, size))[..., :2]
-        s, t = weak_perspective_lsq(posed, target, torch.ones(target.shape[:2], dtype=target.dtype,
-                                                              device=target.device), size)
+        s, t = weak_perspective_lsq(posed, target, torch.ones_like(target[..., 0]), size)
         return ViewParams(view_rot, s, t)
 
     def fit(self, views: Views, init=None):
