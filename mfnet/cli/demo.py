@@ -28,7 +28,7 @@ def cmd_demo(args) -> int:
     import torch
 
     from ..data.synthetic import render_subject, to_uint8
-    from ..evaluate.synthetic import vertex_error_mm
+    from ..evaluate.synthetic import face_region, vertex_error_mm
     from ..export.mesh import write_obj
     from ..export.preview import save_png
     from ..headmodel.registry import load_head_model
@@ -61,7 +61,7 @@ def cmd_demo(args) -> int:
             warnings.simplefilter("ignore")
             rec = reconstruct(paths, model=model, preset=args.preset, progress=True)
         rec.save(tmp / "reconstruction")
-        face = model.masks["face"].numpy() if "face" in model.masks else None
+        face = face_region(model, gt_out.vertices[0].numpy(), gt_out.landmarks[0].numpy())
         err = vertex_error_mm(rec.vertices, gt_out.vertices[0].numpy(), rec.landmarks3d,
                               gt_out.landmarks[0].numpy(), face)
         summary = {

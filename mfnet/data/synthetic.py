@@ -61,7 +61,55 @@ def skin_albedo(model: HeadModel, generator: torch.Generator, dtype=torch.float3
     for name, color in (("lips", (0.70, 0.38, 0.38)), ("eyeballs", (0.85, 0.85, 0.82))):
         if name in model.masks:
             colors[model.masks[name]] = torch.tensor(color)
-    return colors.to(dtype)
+    return _facial_features(model, colors, generator).to(dtype)
+
+
+def _polyline_distance(points: torch.Tensor, line: torch.Tensor) -> torch.Tensor:
+    """(P,) distance from each of ``points (P, 3)`` to the polyline through ``line (K, 3)``."""
+    a, b = line[:-1], line[1:]  # (K-1, 3) segments
+    ab = b - a
+    t = (((points[:, None] - a[None]) * ab[None]).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)).clamp(0, 1)
+    return (points[:, None] - (a[None] + t[..., None] * ab[None])).norm(dim=-1).amin(1)
+
+
+def _paint(colors: torch.Tensor, dist: torch.Tensor, radius: float, soft: float, color: torch.Tensor) -> None:
+    alpha = ((radius + soft - dist) / soft).clamp(0, 1)[:, None]
+    colors.mul_(1 - alpha).add_(alpha * color)
+
+
+def _facial_features(model: HeadModel, colors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Eyebrows, lash lines and irises/pupils, so that the renders look like faces to a landmark
+    detector (a skin-only head has no brows or pupils to find). Placed from the model's own 68
+    landmarks on the mean head (metres) and from the eyeball vertices."""
+    data = model._data
+    v = model.v_template.detach().cpu().float()
+    tri = v[torch.as_tensor(np.asarray(data.faces)[np.asarray(data.lmk_faces_idx)])]  # (68, 3, 3)
+    lmk = (tri * torch.as_tensor(np.asarray(data.lmk_bary_coords), dtype=torch.float32)[..., None]).sum(1)
+    scale = float((lmk[45] - lmk[36]).norm()) / 0.09  # ~1 for a head in metres with 9 cm outer eye corners
+    face = model.masks.get("face")
+    ids = face if face is not None else torch.arange(v.shape[0])
+    pts = v[ids]
+    hair = torch.tensor([0.16, 0.11, 0.08]) * (0.6 + 0.8 * torch.rand(1, generator=generator))
+    sub = colors[ids]
+    for brow in (lmk[17:22], lmk[22:27]):
+        _paint(sub, _polyline_distance(pts, brow), 0.0035 * scale, 0.0015 * scale, hair)
+    for lid in (lmk[36:40], lmk[42:46]):  # upper lid: lash line
+        _paint(sub, _polyline_distance(pts, lid), 0.0008 * scale, 0.0008 * scale, hair * 0.6)
+    colors[ids] = sub
+    eyeballs = model.masks.get("eyeballs")
+    if eyeballs is not None:
+        iris = torch.tensor([0.30, 0.20, 0.12]) * (0.4 + 1.2 * torch.rand(1, generator=generator))
+        ev = v[eyeballs]
+        for side in (ev[:, 0] < 0, ev[:, 0] >= 0):
+            if side.sum() < 10:
+                continue
+            c = ev[side].mean(0)
+            d = ev[side] - c
+            cos = d[:, 2] / d.norm(dim=1).clamp_min(1e-12)  # angle from the gaze (+z)
+            sel = eyeballs[side]
+            colors[sel[cos > 0.86]] = iris.to(colors)  # iris: within ~30 degrees of the gaze
+            colors[sel[cos > 0.97]] = torch.tensor([0.04, 0.03, 0.03]).to(colors)  # pupil
+    return colors
 
 
 def random_expression(model: HeadModel, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:

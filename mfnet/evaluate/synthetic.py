@@ -1,4 +1,9 @@
-"""Error against synthetic ground truth (same topology): pupil-normalised, rigidly aligned, in mm."""
+"""Error against synthetic ground truth (same topology): pupil-normalised, rigidly aligned, in mm.
+
+The face region is the NoW benchmark's (radius-1.4 sphere around the nose, from the ground
+truth's own landmarks) intersected with the model's face mask: the part of the head the standard
+protocols score, without the neck, ears and scalp that a photo of a face barely constrains.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..headmodel.landmarks import EYE_LEFT, EYE_RIGHT
+from ..ibug import NOW_LANDMARKS
+from .now import crop_scan
 
 PUPIL_MM = 62.85
 
@@ -20,6 +27,18 @@ class VertexError:
 def pupil_distance(landmarks3d: np.ndarray) -> float:
     """Distance between the eye centres (mean of each eye's six iBUG landmarks)."""
     return float(np.linalg.norm(landmarks3d[list(EYE_LEFT)].mean(0) - landmarks3d[list(EYE_RIGHT)].mean(0)))
+
+
+def face_region(model, gt_vertices: np.ndarray, gt_landmarks: np.ndarray) -> np.ndarray:
+    """Vertex indices scored by :func:`vertex_error_mm`: the NoW crop of the ground-truth mesh
+    (``gt_landmarks``: its 68 iBUG points), within the model's ``face`` mask when it has one."""
+    inside = crop_scan(np.asarray(gt_vertices), np.asarray(gt_landmarks)[list(NOW_LANDMARKS)])
+    face = getattr(model, "masks", {}).get("face")
+    if face is not None:
+        keep = np.zeros_like(inside)
+        keep[np.asarray(face)] = True
+        inside &= keep
+    return np.flatnonzero(inside)
 
 
 def rigid_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
