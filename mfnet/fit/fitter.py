@@ -2,7 +2,9 @@
 
 Shared across views: shape β, expression ψ, jaw pose. Per view: head rotation and
 weak-perspective camera. Stages: ``pose`` (cameras from landmarks), ``shape`` (+ β, ψ, jaw with
-landmark, eye, lip and regularisation losses), ``flow`` (+ the multi-view optical-flow loss).
+landmark, eye, lip and regularisation losses), ``flow`` (+ the multi-view optical-flow loss),
+and optionally ``light`` + ``photo`` (per-view SH lights, then the multi-view photometric
+consistency term of :mod:`mfnet.losses.photometric`; off in every preset, see ``iters_photo``).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from tqdm.auto import tqdm
 from ..headmodel.model import HeadModel
 from ..losses.flow import build_flow_correspondences, multiview_flow_loss
 from ..losses.landmarks import eye_loss, lip_loss, regularisation, single_view_landmark_loss
+from ..losses.photometric import SurfaceSamples, covisible_samples, log_images, photometric_consistency_loss
+from ..render.shading import SH_CONSTANTS, vertex_normals
 from ..render.cameras import WeakPerspectiveCameras
 from ..types import HeadParams, ViewParams, Views
 from .init import init_rotations, weak_perspective_lsq
@@ -56,7 +60,16 @@ class FitConfig:
     dynamic_contour: bool = True
     texture_size: int = 512
     seed: int = 0
-    disabled_losses: tuple[str, ...] = ()  # any of multiop, singlelmk, eye, lip, reg (ablations)
+    disabled_losses: tuple[str, ...] = ()  # any of multiop, singlelmk, eye, lip, reg, photo (ablations)
+    # Optional photometric stage (beyond the paper): per-view SH lights fitted first (a quarter of
+    # the steps), then shape/expression/pose with the multi-view photometric consistency term.
+    # Off by default: on the synthetic benchmark with detected landmarks it did not lower the error
+    # (docs/benchmarks.md); it does estimate the per-view lights exported in params.
+    iters_photo: int = 0
+    w_photo: float = 1.0
+    photo_blur: float = 1.0  # Gaussian blur of the photos, pixels (widens the basin)
+    photo_w_reg: float = 1e-4  # regulariser during the photometric stage (the paper's λ5)
+    lr_light: float = 0.02
 
 
 PRESETS: dict[str, FitConfig] = {
@@ -154,6 +167,13 @@ class MultiViewFitter:
                   ("shape", cfg.iters_shape, cam_keys + ["shape", "expr", "jaw"]),
                   ("flow", cfg.iters_flow if N > 1 and "multiop" not in cfg.disabled_losses else 0,
                    cam_keys + ["shape", "expr", "jaw"])]
+        if cfg.iters_photo > 0 and N > 1 and "photo" not in cfg.disabled_losses:
+            params["sh"] = self._initial_lights(N).requires_grad_()
+            stages += [("light", max(1, cfg.iters_photo // 4), ["sh"]),
+                       ("photo", cfg.iters_photo, cam_keys + ["shape", "expr", "jaw", "sh"])]
+            photo = {"logs": log_images(views.images, cfg.photo_blur)}
+        else:
+            photo = {}
         total = sum(n for _, n, _ in stages)
         bar = tqdm(total=total, desc="fitting", disable=not self.progress, leave=False, unit="step")
         for name, iters, keys in stages:
@@ -161,7 +181,7 @@ class MultiViewFitter:
                 continue
             ts = time.perf_counter()
             lrs = {"rot": cfg.lr_rotation, "log_s": cfg.lr_scale, "trans": cfg.lr_trans, "shape": cfg.lr_shape,
-                   "expr": cfg.lr_expression, "jaw": cfg.lr_rotation, "transl": cfg.lr_trans}
+                   "expr": cfg.lr_expression, "jaw": cfg.lr_rotation, "transl": cfg.lr_trans, "sh": cfg.lr_light}
             opt = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k]} for k in keys if params[k].requires_grad])
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iters, eta_min=0.0)
             corr = None
@@ -186,7 +206,12 @@ class MultiViewFitter:
                                                                              views.dense_weights, norm)
                 if name != "pose" and "reg" not in cfg.disabled_losses:
                     sh = params["shape"] if self.fixed_shape is None else params["shape"] * 0
-                    terms["reg"] = regularisation(sh, params["expr"], cfg.w_reg, cfg.w_reg_expression)
+                    w_s, w_e = ((cfg.photo_w_reg, cfg.photo_w_reg) if name == "photo"
+                                else (cfg.w_reg, cfg.w_reg_expression))
+                    terms["reg"] = regularisation(sh, params["expr"], w_s, w_e)
+                if name in ("light", "photo"):
+                    terms["photo"] = cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
+                                                                    refresh=it % cfg.flow_every == 0)
                 if name == "flow":
                     pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
                     if corr is None or it % cfg.flow_every == 0:
@@ -223,6 +248,8 @@ class MultiViewFitter:
         final = {k: v.detach() for k, v in params.items()}
         with torch.no_grad():
             vp = self._view_params(final, N)
+            if "sh" in final:
+                vp.light = final["sh"]
         cam = {k: final[k] for k in cam_keys}
         return FitResult(head, vp, history, timings, mags, camera_params=cam)
 
@@ -252,6 +279,48 @@ class MultiViewFitter:
 
     def _view_params(self, params, n: int) -> ViewParams:
         return ViewParams(params["rot"], params["log_s"].exp(), params["trans"])
+
+    def _initial_lights(self, n: int) -> torch.Tensor:
+        """(n, 9, 3) SH lights to start from: mostly ambient, some light from the camera side."""
+        dev, dt = self.model.v_template.device, self.model.v_template.dtype
+        sh = torch.zeros(n, 9, 3, device=dev, dtype=dt)
+        sh[:, 0] = 0.7 / SH_CONSTANTS[0]
+        sh[:, 2] = 0.3 / SH_CONSTANTS[2]
+        return sh
+
+    def _photo_term(self, params, views: Views, rots, transl, state: dict, refresh: bool) -> torch.Tensor:
+        """Multi-view photometric consistency at the current parameters; ``state`` keeps the sample
+        points (refreshed when ``refresh``) and the posing subset between steps."""
+        model, cfg, N, S = self.model, self.cfg, len(views), views.size
+        pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
+        if refresh or "samples" not in state:
+            with torch.no_grad():
+                full = model(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose,
+                             translation=transl).vertices
+                mask = self.face_region
+                if mask is not None and "lips" in model.masks:  # lips: no texture, next to the mouth opening
+                    lips = torch.zeros(model.num_vertices, dtype=torch.bool, device=mask.device)
+                    lips[model.masks["lips"].to(mask.device)] = True
+                    mask = mask & ~lips[model.faces].any(1)
+                state["refreshes"] = state.get("refreshes", 0) + 1
+                gen = torch.Generator().manual_seed(cfg.seed + state["refreshes"])
+                samples = covisible_samples(full, model.faces, self._cameras(params, detach=True), S, mask,
+                                            generator=gen)
+                # pose the sampled faces and every face around their vertices (for the normals)
+                touched = torch.zeros(model.num_vertices, dtype=torch.bool, device=full.device)
+                touched[model.faces[samples.face_idx].reshape(-1)] = True
+                ring = model.faces[touched[model.faces].any(1)]
+                used, local = torch.unique(ring, return_inverse=True)
+                tri = torch.searchsorted(used, model.faces[samples.face_idx])
+                state.update(samples=samples, subset=model.vertex_subset(used), ring=local, tri=tri)
+        verts = state["subset"](params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
+        if transl is not None:
+            verts = verts + transl[:, None]
+        normals = vertex_normals(verts, state["ring"])
+        s = state["samples"]
+        local = SurfaceSamples(s.view_a, s.view_b, torch.arange(len(s), device=verts.device), s.bary)
+        return photometric_consistency_loss(verts, normals, state["tri"], self._cameras(params), S, state["logs"],
+                                            params["sh"], local)
 
     def _dense_setup(self, views: Views):
         """Vertex subset + barycentrics for the 478-point MediaPipe term, or None when unavailable."""

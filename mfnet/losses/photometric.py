@@ -1,0 +1,125 @@
+"""Multi-view photometric consistency (optional; beyond the paper's eq. 11).
+
+A surface point X seen in two photos has one albedo. With Lambertian SH shading (eq. 2) the colour
+photo v records at X's projection is ``albedo(X) * sh_v(n_v(X))``, so for every co-visible point
+
+    log I_a(π_a(X)) - log sh_a(n_a(X))  =  log I_b(π_b(X)) - log sh_b(n_b(X)).
+
+The loss is the robust (Charbonnier) mean of the difference over points sampled where the current
+head is the nearest surface in both views (z-buffer test), with gradients through both projections
+(bilinear image gradients), the normals and the per-view SH lights. A common scale of all lights
+cancels, so exposure needs no extra parameter. Unlike the optical-flow term it needs no rendering
+per step: the sample points are refreshed every few steps, the photos are sampled directly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..render.rasterize import rasterize
+from ..render.shading import sh_shading
+
+
+@dataclass
+class SurfaceSamples:
+    """Surface points co-visible in an ordered view pair: point k lies on ``face_idx[k]`` at ``bary[k]``."""
+
+    view_a: torch.Tensor  # (K,) long
+    view_b: torch.Tensor  # (K,) long
+    face_idx: torch.Tensor  # (K,) long
+    bary: torch.Tensor  # (K, 3)
+
+    def __len__(self) -> int:
+        return int(self.face_idx.shape[0])
+
+
+@torch.no_grad()
+def covisible_samples(verts: torch.Tensor, faces: torch.Tensor, cameras, size: int,
+                      face_mask: torch.Tensor | None = None, max_points_per_pair: int = 3000,
+                      depth_tol: float = 3e-3, generator: torch.Generator | None = None) -> SurfaceSamples:
+    """Points hit by the pixels of each view b that are also the nearest surface in each other view a.
+
+    verts (N, V, 3) posed per view; face_mask (F,) bool restricts the faces (e.g. the face region
+    without the lips); depth_tol in model units."""
+    N, dev = verts.shape[0], verts.device
+    sv = cameras.project(verts, (size, size))
+    frags = rasterize(sv, faces, (size, size), perspective_correct=cameras.perspective_correct)
+    p2f, bary, zbuf = frags.pix_to_face, frags.bary, frags.zbuf
+    out = {k: [] for k in ("a", "b", "f", "w")}
+    for b in range(N):
+        hit = p2f[b] >= 0
+        if face_mask is not None:
+            hit &= face_mask[p2f[b].clamp_min(0)]
+        f, w = p2f[b][hit], bary[b][hit]
+        for a in range(N):
+            if a == b:
+                continue
+            q = (sv[a][faces[f]] * w[..., None]).sum(1)  # where the point lands in view a
+            qi = q[:, :2].floor().long().clamp(0, size - 1)
+            ok = (q[:, 0] >= 0) & (q[:, 0] < size) & (q[:, 1] >= 0) & (q[:, 1] < size)
+            ok &= (q[:, 2] - zbuf[a][qi[:, 1], qi[:, 0]]).abs() < depth_tol
+            keep = ok.nonzero()[:, 0]
+            if keep.numel() > max_points_per_pair:
+                perm = torch.randperm(keep.numel(), generator=generator)[:max_points_per_pair]
+                keep = keep[perm.to(keep.device)]
+            out["a"].append(torch.full((keep.numel(),), a, dtype=torch.long, device=dev))
+            out["b"].append(torch.full((keep.numel(),), b, dtype=torch.long, device=dev))
+            out["f"].append(f[keep])
+            out["w"].append(w[keep])
+    if not out["f"]:
+        z = torch.zeros(0, dtype=torch.long, device=dev)
+        return SurfaceSamples(z, z, z, verts.new_zeros(0, 3))
+    return SurfaceSamples(*(torch.cat(out[k]) for k in ("a", "b", "f", "w")))
+
+
+def log_images(images: torch.Tensor, blur_sigma: float = 0.0, floor: float = 0.02) -> torch.Tensor:
+    """log of (optionally Gaussian-blurred, sigma in pixels) images (N, C, H, W), clamped at ``floor``."""
+    if blur_sigma > 0:
+        r = max(1, int(3 * blur_sigma + 0.5))
+        x = torch.arange(-r, r + 1, dtype=images.dtype, device=images.device)
+        k = torch.exp(-x ** 2 / (2 * blur_sigma ** 2))
+        k = k / k.sum()
+        C = images.shape[1]
+        images = F.conv2d(F.pad(images, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(C, 1, 1, -1),
+                          groups=C)
+        images = F.conv2d(F.pad(images, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(C, 1, -1, 1),
+                          groups=C)
+    return images.clamp_min(floor).log()
+
+
+def _log_albedo(view: torch.Tensor, pts: torch.Tensor, normals: torch.Tensor, logs: torch.Tensor,
+                sh_coeffs: torch.Tensor, size: int, min_shading: float) -> torch.Tensor:
+    """(K, C) log photo colour minus log shading of points (K, 2 pixels) with unit normals (K, 3) in views (K,)."""
+    out = pts.new_zeros(pts.shape[0], logs.shape[1])
+    for v in torch.unique(view).tolist():  # one bilinear lookup per photo
+        sel = (view == v).nonzero()[:, 0]
+        grid = (pts[sel] / size * 2 - 1)[None, :, None, :].to(logs.dtype)
+        colour = F.grid_sample(logs[v:v + 1], grid, align_corners=False, padding_mode="border")[0, :, :, 0].T
+        shade = sh_shading(normals[sel][None], sh_coeffs[v:v + 1])[0].clamp_min(min_shading)
+        out = out.index_put((sel,), colour - shade.log())
+    return out
+
+
+def photometric_consistency_loss(verts: torch.Tensor, normals: torch.Tensor, faces: torch.Tensor, cameras,
+                                 size: int, logs: torch.Tensor, sh_coeffs: torch.Tensor, samples: SurfaceSamples,
+                                 eps: float = 0.02, min_shading: float = 0.05) -> torch.Tensor:
+    """Charbonnier mean of the log-albedo difference between the two views of each sample.
+
+    verts, normals (N, V, 3) per view (normals: unit vertex normals of the posed heads); faces
+    (F, 3) indexed by ``samples.face_idx``; logs (N, C, S, S) from :func:`log_images`;
+    sh_coeffs (N, 9, C)."""
+    if len(samples) == 0:
+        return verts.sum() * 0
+    sv = cameras.project(verts, (size, size))[..., :2]
+    tri, w = faces[samples.face_idx], samples.bary[..., None].to(verts.dtype)
+
+    def at(view):
+        pts = (sv[view[:, None], tri] * w).sum(1)
+        n = (normals[view[:, None], tri] * w).sum(1)
+        return _log_albedo(view, pts, n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12), logs, sh_coeffs, size,
+                           min_shading)
+
+    d = at(samples.view_a) - at(samples.view_b)
+    return (torch.sqrt(d ** 2 + eps ** 2) - eps).mean()
