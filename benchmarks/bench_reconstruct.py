@@ -78,7 +78,7 @@ def main():
     if args.ablate:
         sets = {"3 views (0°, ±60°)": SETS["3 views (0°, ±60°)"]}
         print(f"| losses | median error (mm) | mean error (mm) |\n| --- | --- | --- |")
-        for off in ((), ("multiop",), ("singlelmk",), ("eye",), ("lip",), ("reg",)):
+        for off in ((), ("multiop",), ("singlelmk",), ("eye",), ("lip",), ("reg",), ("photo",)):
             r = run(args.subjects, args.preset, args.size, sets, disabled=off)["3 views (0°, ±60°)"]
             label = "all" if not off else f"−{off[0]}"
             print(f"| {label} | {r['median_mm']:.2f} | {r['mean_mm']:.2f} |", flush=True)

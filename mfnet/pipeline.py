@@ -102,7 +102,7 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
         init = init_from_network(checkpoint, views, model)
         timings["network"] = time.perf_counter() - t
         if method == "net":  # the prediction as is: no optimisation steps
-            cfg = replace(cfg, iters_pose=0, iters_shape=0, iters_flow=0)
+            cfg = replace(cfg, iters_pose=0, iters_shape=0, iters_flow=0, iters_photo=0)
     t = time.perf_counter()
     rig = None
     if cameras is not None:

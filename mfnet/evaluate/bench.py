@@ -14,11 +14,12 @@ angle bin of the paper's Table 1 (0-5, 5-30, 30-60, 60-90 degrees of yaw):
 
 Metrics, per reconstruction: both canonical-pose meshes (same topology) are scaled to a 62.85 mm
 pupil distance (eye-landmark centres), the prediction is rigidly aligned to the ground truth on
-the face region (Kabsch), then
+the face region (Kabsch), then (face region: the NoW crop of the ground truth within the model's
+face mask, :func:`mfnet.evaluate.synthetic.face_region`)
 
 * ``vertex_mm``: mean per-vertex distance on the face region (mm);
 * ``cd`` / ``mne`` / ``cr``: :func:`mfnet.evaluate.facescape.cylinder_metrics` of the face-region
-  submeshes (faces whose three vertices are in ``model.masks['face']``), both translated so the
+  submeshes (faces whose three vertices are in the face region), both translated so the
   cylinder axis passes through the centre of the ground-truth head;
 * ``seconds``: wall time of the reconstruct call.
 
@@ -38,12 +39,12 @@ from typing import Sequence
 import numpy as np
 
 from .facescape import cylinder_metrics
-from .synthetic import PUPIL_MM, pupil_distance
+from .synthetic import PUPIL_MM, face_region, pupil_distance
 
 ANGLE_BINS: dict[str, tuple[float, float]] = {"0-5": (0.0, 5.0), "5-30": (5.0, 30.0), "30-60": (30.0, 60.0),
                                               "60-90": (60.0, 90.0)}
 COMPANION_YAWS = (-30.0, 30.0)  # the two extra views of the 3-view set
-ABLATION_LOSSES = ("multiop", "singlelmk", "eye", "lip", "reg")
+ABLATION_LOSSES = ("multiop", "singlelmk", "eye", "lip", "reg", "photo")  # paper Table 3 + our photometric term
 SUBJECT_SEED_BASE = 1000  # subject i of benchmark seed k renders with seed 1000 + 100 k + i
 CSV_FIELDS = ("method", "views", "ablation", "subject", "bin", "query_yaw", "yaws", "cd", "mne", "cr",
               "vertex_mm", "seconds", "used_views", "failed", "error")
@@ -181,7 +182,6 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
         if v not in ("1", "3"):
             raise ValueError(f"views must be '1' or '3', got {v!r}")
     subject_ids = list(range(subjects)) if isinstance(subjects, int) else [int(s) for s in subjects]
-    region = model.masks["face"].cpu().numpy()
     faces = model.faces.cpu().numpy().astype(np.int64)
     shared: dict[str, np.ndarray] = {}  # one copy of the index arrays / ground truth for all details
     plan = variants(views, checkpoint, ablate)
@@ -197,7 +197,9 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
             with torch.no_grad():
                 gt = model(subj.shape[None], subj.expression[None], subj.pose[None])
             gt_v, gt_l = gt.vertices[0].cpu().numpy(), gt.landmarks[0].cpu().numpy()
+            region = face_region(model, gt_v, gt_l)  # the NoW crop of this ground truth
             shared.pop("gt", None)
+            shared.pop("face_idx", None)
             for var in plan:
                 n = int(var.views)
                 row = {"method": var.method, "views": var.views, "ablation": "-".join(var.disabled),

@@ -4,7 +4,7 @@ Shared across views: shape β, expression ψ, jaw pose. Per view: head rotation 
 weak-perspective camera. Stages: ``pose`` (cameras from landmarks), ``shape`` (+ β, ψ, jaw with
 landmark, eye, lip and regularisation losses), ``flow`` (+ the multi-view optical-flow loss),
 and optionally ``light`` + ``photo`` (per-view SH lights, then the multi-view photometric
-consistency term of :mod:`mfnet.losses.photometric`; off in every preset, see ``iters_photo``).
+consistency term of :mod:`mfnet.losses.photometric`; not in the ``fast`` preset).
 """
 from __future__ import annotations
 
@@ -61,22 +61,21 @@ class FitConfig:
     texture_size: int = 512
     seed: int = 0
     disabled_losses: tuple[str, ...] = ()  # any of multiop, singlelmk, eye, lip, reg, photo (ablations)
-    # Optional photometric stage (beyond the paper): per-view SH lights fitted first (a quarter of
-    # the steps), then shape/expression/pose with the multi-view photometric consistency term.
-    # Off by default: on the synthetic benchmark with detected landmarks it did not lower the error
-    # (docs/benchmarks.md); it does estimate the per-view lights exported in params.
-    iters_photo: int = 0
+    # Photometric stage (beyond the paper; multi-view only): per-view SH lights fitted first (a
+    # quarter of the steps), then shape/expression/pose with the multi-view photometric consistency
+    # term. Measured on the synthetic benchmark: docs/benchmarks.md. 0 switches it off.
+    iters_photo: int = 120
     w_photo: float = 1.0
-    photo_blur: float = 1.0  # Gaussian blur of the photos, pixels (widens the basin)
-    photo_w_reg: float = 1e-4  # regulariser during the photometric stage (the paper's λ5)
+    photo_blur: float = 0.5  # Gaussian blur of the photos, pixels
+    photo_w_reg: float = 1e-3  # regulariser during the photometric stage (the landmark stages use w_reg)
     lr_light: float = 0.02
 
 
 PRESETS: dict[str, FitConfig] = {
-    "fast": FitConfig(crop_size=192, iters_pose=40, iters_shape=80, iters_flow=0, texture_size=256),
+    "fast": FitConfig(crop_size=192, iters_pose=40, iters_shape=80, iters_flow=0, iters_photo=0, texture_size=256),
     "default": FitConfig(),
     "best": FitConfig(crop_size=320, iters_pose=80, iters_shape=250, iters_flow=150, flow_every=10,
-                      texture_size=1024),
+                      iters_photo=300, texture_size=1024),
 }
 
 
@@ -211,7 +210,8 @@ class MultiViewFitter:
                     terms["reg"] = regularisation(sh, params["expr"], w_s, w_e)
                 if name in ("light", "photo"):
                     terms["photo"] = cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
-                                                                    refresh=it % cfg.flow_every == 0)
+                                                                    refresh=it % cfg.flow_every == 0,
+                                                                    lights_only=name == "light")
                 if name == "flow":
                     pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
                     if corr is None or it % cfg.flow_every == 0:
@@ -288,9 +288,11 @@ class MultiViewFitter:
         sh[:, 2] = 0.3 / SH_CONSTANTS[2]
         return sh
 
-    def _photo_term(self, params, views: Views, rots, transl, state: dict, refresh: bool) -> torch.Tensor:
+    def _photo_term(self, params, views: Views, rots, transl, state: dict, refresh: bool,
+                    lights_only: bool = False) -> torch.Tensor:
         """Multi-view photometric consistency at the current parameters; ``state`` keeps the sample
-        points (refreshed when ``refresh``) and the posing subset between steps."""
+        points (refreshed when ``refresh``) and the posing subset between steps. ``lights_only``:
+        no gradient through the geometry (the ``light`` stage fits the SH lights alone)."""
         model, cfg, N, S = self.model, self.cfg, len(views), views.size
         pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
         if refresh or "samples" not in state:
@@ -313,10 +315,11 @@ class MultiViewFitter:
                 used, local = torch.unique(ring, return_inverse=True)
                 tri = torch.searchsorted(used, model.faces[samples.face_idx])
                 state.update(samples=samples, subset=model.vertex_subset(used), ring=local, tri=tri)
-        verts = state["subset"](params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
-        if transl is not None:
-            verts = verts + transl[:, None]
-        normals = vertex_normals(verts, state["ring"])
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not lights_only):
+            verts = state["subset"](params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
+            if transl is not None:
+                verts = verts + transl[:, None]
+            normals = vertex_normals(verts, state["ring"])
         s = state["samples"]
         local = SurfaceSamples(s.view_a, s.view_b, torch.arange(len(s), device=verts.device), s.bary)
         return photometric_consistency_loss(verts, normals, state["tri"], self._cameras(params), S, state["logs"],

@@ -1,0 +1,69 @@
+"""Synthetic ground truth: the scored face region, the error measure, and renders that look like faces."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def model(ict_dir):
+    import os
+
+    os.environ["MFNET_ICT_DIR"] = str(ict_dir)
+    from mfnet.headmodel import load_head_model
+
+    m = load_head_model()
+    m.use_landmark_embedding("static")
+    return m
+
+
+def test_face_region_is_the_now_crop_of_the_face(model):
+    from mfnet.evaluate.synthetic import face_region
+
+    with torch.no_grad():
+        out = model()
+    v, lmk = out.vertices[0].numpy(), out.landmarks[0].numpy()
+    region = face_region(model, v, lmk)
+    face = set(model.masks["face"].tolist())
+    assert set(region.tolist()) <= face
+    assert 0.3 * len(face) < len(region) < 0.9 * len(face)
+    near = lambda p: int(np.linalg.norm(v - p, axis=1).argmin())  # noqa: E731
+    for i in (30, 36, 45, 48, 54, 8):  # nose tip, eye corners, mouth corners, chin
+        assert near(lmk[i]) in set(region.tolist()), i
+    for name in ("neck", "scalp"):
+        inside = np.isin(model.masks[name].numpy(), region).mean()
+        assert inside < 0.1, (name, inside)
+
+
+def test_vertex_error_ignores_pose_and_scale_but_sees_shape(model):
+    from mfnet.evaluate.synthetic import face_region, vertex_error_mm
+
+    with torch.no_grad():
+        gt = model()
+        other = model(torch.randn(1, model.n_shape, generator=torch.Generator().manual_seed(0)))
+    v, lmk = gt.vertices[0].numpy().astype(np.float64), gt.landmarks[0].numpy().astype(np.float64)
+    region = face_region(model, v, lmk)
+    c, s = np.cos(0.3), np.sin(0.3)
+    R = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    moved = 1.7 * v @ R.T + np.array([0.1, -0.2, 0.3])
+    assert vertex_error_mm(moved, v, 1.7 * lmk @ R.T, lmk, region).mean_mm < 1e-6
+    e = vertex_error_mm(other.vertices[0].numpy(), v, other.landmarks[0].numpy(), lmk, region)
+    assert 0.5 < e.mean_mm < 20 and e.per_vertex_mm.shape == (len(region),)
+
+
+def test_synthetic_faces_have_brows_and_pupils(model):
+    from mfnet.data.synthetic import render_subject
+
+    subj = render_subject(model, (0.0,), image_size=384, seed=2)
+    img = subj.images[0].mean(0).numpy()  # (H, W) grey
+    lmk = subj.landmarks2d[0].numpy()
+
+    def at(p):
+        x, y = np.floor(p).astype(int)
+        return img[y - 1:y + 2, x - 1:x + 2].mean()
+
+    forehead = at(lmk[27] + (lmk[27] - lmk[30]) * 1.2)  # above the brows, between them
+    brows = np.mean([at(lmk[19]), at(lmk[24])])
+    pupils = np.mean([at(lmk[36:42].mean(0)), at(lmk[42:48].mean(0))])
+    assert brows < 0.6 * forehead and pupils < 0.5 * forehead
