@@ -55,14 +55,11 @@ def test_bench_quick_completes(quick_rows, tmp_path):
             assert 0.5 < r["cr"] <= 1.0 and r["cd"] < 20.0 and r["vertex_mm"] < 20.0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "measured (seed 0, quick): at 60-90 deg (query yaws -80.6 and -73.3) MediaPipe finds no face in the "
-    "single 256-px view, so the 1-view fit fails on both subjects and there is no 1-view error to compare; "
-    "the 3-view fit succeeds from the two +-30 deg companions only (query view dropped): "
-    "vertex 4.55 / 3.00 mm, CD 4.08 / 1.52 mm"))
 def test_three_views_beat_one_at_60_90(quick_rows):
     """Mean per-vertex error of the 3-view fit below the 1-view fit at 60-90 deg, over the subjects
-    where both reconstructed (at least one such subject required)."""
+    where both reconstructed (at least one such subject required). Measured (seed 0, quick): at
+    -80.6 deg MediaPipe finds no face in the single view (subject 0, 1-view run fails); at -73.3 deg
+    (subject 1) 3.00 mm with 1 view, 2.22 mm with 3."""
     sel = [r for r in quick_rows if r["bin"] == "60-90"]
     one = {r["subject"]: r for r in sel if r["views"] == "1" and not r["failed"]}
     three = {r["subject"]: r for r in sel if r["views"] == "3" and not r["failed"]}
