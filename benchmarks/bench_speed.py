@@ -29,7 +29,7 @@ def main():
     reconstruct(images, model=model, preset="fast", progress=False)  # warm-up (detector, allocator)
     print(f"3 views at 512 px, torch threads {args.threads}, median of {args.runs} runs, "
           f"load average {os.getloadavg()[0]:.2f}")
-    keys = ["detect", "fit.pose", "fit.shape", "fit.flow", "texture", "total"]
+    keys = ["detect", "fit.pose", "fit.shape", "fit.flow", "fit.light", "fit.photo", "texture", "total"]
     print("| preset | " + " | ".join(keys) + " |")
     print("| --- " * (len(keys) + 1) + "|")
     for preset in ("fast", "default", "best"):
