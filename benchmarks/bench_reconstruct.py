@@ -70,6 +70,8 @@ def main():
     ap.add_argument("--w-reg", type=float, default=None, help="override the shape/expression regulariser weight")
     ap.add_argument("--w-dense", type=float, default=None,
                     help="weight of the 478-point MediaPipe term (needs `mfnet models calibrate --dense`)")
+    ap.add_argument("--iters-photo", type=int, default=None,
+                    help="steps of the photometric stage (0 = without it; default: the preset's)")
     ap.add_argument("--only", default=None, help="run only the view sets whose name contains this text, e.g. 60")
     ap.add_argument("--ablate", action="store_true",
                     help="paper Table 3: rerun the 3-view ±60° set with each loss removed")
@@ -86,6 +88,8 @@ def main():
     over = {} if args.w_reg is None else {"w_reg": args.w_reg, "w_reg_expression": args.w_reg}
     if args.w_dense is not None:
         over["w_dense"] = args.w_dense
+    if args.iters_photo is not None:
+        over["iters_photo"] = args.iters_photo
     sets = {k: v for k, v in SETS.items() if args.only is None or args.only in k}
     rows = run(args.subjects, args.preset, args.size, sets, **over)
     print(f"\npreset {args.preset}, {args.subjects} subjects, {args.size}px renders, torch threads {args.threads}")
