@@ -69,6 +69,7 @@ class FitConfig:
     photo_blur: float = 0.5  # Gaussian blur of the photos, pixels
     photo_w_reg: float = 1e-3  # regulariser during the photometric stage (the landmark stages use w_reg)
     lr_light: float = 0.02
+    photo_lr_scale: float = 1.0  # learning rates of the photometric stage, relative to the others
 
 
 PRESETS: dict[str, FitConfig] = {
@@ -181,6 +182,8 @@ class MultiViewFitter:
             ts = time.perf_counter()
             lrs = {"rot": cfg.lr_rotation, "log_s": cfg.lr_scale, "trans": cfg.lr_trans, "shape": cfg.lr_shape,
                    "expr": cfg.lr_expression, "jaw": cfg.lr_rotation, "transl": cfg.lr_trans, "sh": cfg.lr_light}
+            if name == "photo":  # a narrow basin: small steps (the lights keep their own rate)
+                lrs = {k: v * (1.0 if k == "sh" else cfg.photo_lr_scale) for k, v in lrs.items()}
             opt = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k]} for k in keys if params[k].requires_grad])
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iters, eta_min=0.0)
             corr = None
