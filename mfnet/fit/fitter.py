@@ -114,6 +114,11 @@ class MultiViewFitter:
             self.face_region = inface[model.faces].all(1)
         else:
             self.face_region = None
+        self.photo_region = self.face_region  # faces the photometric term samples: the face without the lips
+        if self.face_region is not None and "lips" in model.masks:  # lips: no texture, next to the mouth opening
+            lips = torch.zeros(model.num_vertices, dtype=torch.bool, device=model.faces.device)
+            lips[model.masks["lips"].to(lips.device)] = True
+            self.photo_region = self.face_region & ~lips[model.faces].any(1)
 
     # -------------------------------------------------------------- helpers
     def _forward(self, shape, expr, jaw, rot, landmarks_only: bool = False, translation=None):
@@ -302,31 +307,25 @@ class MultiViewFitter:
             with torch.no_grad():
                 full = model(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose,
                              translation=transl).vertices
-                mask = self.face_region
-                if mask is not None and "lips" in model.masks:  # lips: no texture, next to the mouth opening
-                    lips = torch.zeros(model.num_vertices, dtype=torch.bool, device=mask.device)
-                    lips[model.masks["lips"].to(mask.device)] = True
-                    mask = mask & ~lips[model.faces].any(1)
                 state["refreshes"] = state.get("refreshes", 0) + 1
                 gen = torch.Generator().manual_seed(cfg.seed + state["refreshes"])
-                samples = covisible_samples(full, model.faces, self._cameras(params, detach=True), S, mask,
-                                            generator=gen)
+                samples = covisible_samples(full, model.faces, self._cameras(params, detach=True), S,
+                                            self.photo_region, generator=gen)
                 # pose the sampled faces and every face around their vertices (for the normals)
                 touched = torch.zeros(model.num_vertices, dtype=torch.bool, device=full.device)
                 touched[model.faces[samples.face_idx].reshape(-1)] = True
-                ring = model.faces[touched[model.faces].any(1)]
-                used, local = torch.unique(ring, return_inverse=True)
-                tri = torch.searchsorted(used, model.faces[samples.face_idx])
-                state.update(samples=samples, subset=model.vertex_subset(used), ring=local, tri=tri)
+                used, ring_faces = torch.unique(model.faces[touched[model.faces].any(1)], return_inverse=True)
+                tri = torch.searchsorted(used, model.faces[samples.face_idx])  # sampled faces, subset indices
+                state.update(samples=SurfaceSamples(samples.view_a, samples.view_b,
+                                                    torch.arange(len(samples), device=tri.device), samples.bary),
+                             subset=model.vertex_subset(used), ring_faces=ring_faces, tri=tri)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not lights_only):
             verts = state["subset"](params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
             if transl is not None:
                 verts = verts + transl[:, None]
-            normals = vertex_normals(verts, state["ring"])
-        s = state["samples"]
-        local = SurfaceSamples(s.view_a, s.view_b, torch.arange(len(s), device=verts.device), s.bary)
+            normals = vertex_normals(verts, state["ring_faces"])
         return photometric_consistency_loss(verts, normals, state["tri"], self._cameras(params), S, state["logs"],
-                                            params["sh"], local)
+                                            params["sh"], state["samples"])
 
     def _dense_setup(self, views: Views):
         """Vertex subset + barycentrics for the 478-point MediaPipe term, or None when unavailable."""
