@@ -70,6 +70,7 @@ class FitConfig:
     photo_w_reg: float = 1e-3  # regulariser during the photometric stage (the landmark stages use w_reg)
     lr_light: float = 0.02
     photo_lr_scale: float = 1.0  # learning rates of the photometric stage, relative to the others
+    photo_points: int = 3000  # surface points sampled per ordered view pair
 
 
 PRESETS: dict[str, FitConfig] = {
@@ -310,7 +311,8 @@ class MultiViewFitter:
                 state["refreshes"] = state.get("refreshes", 0) + 1
                 gen = torch.Generator().manual_seed(cfg.seed + state["refreshes"])
                 samples = covisible_samples(full, model.faces, self._cameras(params, detach=True), S,
-                                            self.photo_region, generator=gen)
+                                            self.photo_region, max_points_per_pair=cfg.photo_points,
+                                            generator=gen)
                 # pose the sampled faces and every face around their vertices (for the normals)
                 touched = torch.zeros(model.num_vertices, dtype=torch.bool, device=full.device)
                 touched[model.faces[samples.face_idx].reshape(-1)] = True
