@@ -81,10 +81,8 @@ def _facial_features(model: HeadModel, colors: torch.Tensor, generator: torch.Ge
     """Eyebrows, lash lines and irises/pupils, so that the renders look like faces to a landmark
     detector (a skin-only head has no brows or pupils to find). Placed from the model's own 68
     landmarks on the mean head (metres) and from the eyeball vertices."""
-    data = model._data
     v = model.v_template.detach().cpu().float()
-    tri = v[torch.as_tensor(np.asarray(data.faces)[np.asarray(data.lmk_faces_idx)])]  # (68, 3, 3)
-    lmk = (tri * torch.as_tensor(np.asarray(data.lmk_bary_coords), dtype=torch.float32)[..., None]).sum(1)
+    lmk = model.template_landmarks().detach().cpu().float()
     scale = float((lmk[45] - lmk[36]).norm()) / 0.09  # ~1 for a head in metres with 9 cm outer eye corners
     face = model.masks.get("face")
     ids = face if face is not None else torch.arange(v.shape[0])

@@ -151,6 +151,14 @@ class HeadModel(nn.Module):
         conv = str(self.data_meta.get("expression_coefficients", ""))
         return (0.0, 1.0) if "[0, 1]" in conv else None
 
+    def template_landmarks(self) -> torch.Tensor:
+        """(68, 3) the model's own (static) iBUG landmarks on the mean head, whichever embedding is in use."""
+        d = self._data
+        corners = np.asarray(d.faces)[np.asarray(d.lmk_faces_idx)]  # (68, 3) vertex ids
+        tri = self.v_template[torch.as_tensor(corners, device=self.v_template.device)]
+        bary = torch.as_tensor(np.asarray(d.lmk_bary_coords), dtype=tri.dtype, device=tri.device)
+        return (tri * bary[..., None]).sum(1)
+
     @property
     def has_uvs(self) -> bool:
         return self.vt is not None
