@@ -67,3 +67,15 @@ def test_synthetic_faces_have_brows_and_pupils(model):
     brows = np.mean([at(lmk[19]), at(lmk[24])])
     pupils = np.mean([at(lmk[36:42].mean(0)), at(lmk[42:48].mean(0))])
     assert brows < 0.6 * forehead and pupils < 0.5 * forehead
+
+
+def test_template_landmarks_ignore_the_embedding_in_use(model):
+    with torch.no_grad():
+        own = model().landmarks[0]  # the fixture's model uses its static embedding
+        assert torch.allclose(model.template_landmarks(), own, atol=1e-6)
+        if model.use_landmark_embedding("mediapipe"):
+            try:
+                assert not torch.allclose(model().landmarks[0], own, atol=1e-4)  # calibrated points moved
+                assert torch.allclose(model.template_landmarks(), own, atol=1e-6)
+            finally:
+                model.use_landmark_embedding("static")
