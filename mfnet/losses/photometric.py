@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
 
 from ..render.rasterize import rasterize
 from ..render.shading import sh_shading
@@ -78,14 +79,7 @@ def log_images(images: torch.Tensor, blur_sigma: float = 0.0, floor: float = 0.0
     """log of (optionally Gaussian-blurred, sigma in pixels) images (N, C, H, W), clamped at ``floor``."""
     if blur_sigma > 0:
         r = max(1, int(3 * blur_sigma + 0.5))
-        x = torch.arange(-r, r + 1, dtype=images.dtype, device=images.device)
-        k = torch.exp(-x ** 2 / (2 * blur_sigma ** 2))
-        k = k / k.sum()
-        C = images.shape[1]
-        images = F.conv2d(F.pad(images, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(C, 1, 1, -1),
-                          groups=C)
-        images = F.conv2d(F.pad(images, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(C, 1, -1, 1),
-                          groups=C)
+        images = gaussian_blur(images, [2 * r + 1] * 2, [blur_sigma] * 2)
     return images.clamp_min(floor).log()
 
 
