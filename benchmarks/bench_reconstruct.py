@@ -61,6 +61,15 @@ def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), **o
     return rows
 
 
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subjects", type=int, default=5)
@@ -72,6 +81,8 @@ def main():
                     help="weight of the 478-point MediaPipe term (needs `mfnet models calibrate --dense`)")
     ap.add_argument("--iters-photo", type=int, default=None,
                     help="steps of the photometric stage (0 = without it; default: the preset's)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any FitConfig field, e.g. --set photo_blur=1.0 (repeatable)")
     ap.add_argument("--only", default=None, help="run only the view sets whose name contains this text, e.g. 60")
     ap.add_argument("--ablate", action="store_true",
                     help="paper Table 3: rerun the 3-view ±60° set with each loss removed")
@@ -90,6 +101,9 @@ def main():
         over["w_dense"] = args.w_dense
     if args.iters_photo is not None:
         over["iters_photo"] = args.iters_photo
+    for item in args.set:
+        key, _, value = item.partition("=")
+        over[key] = _parse_value(value)
     sets = {k: v for k, v in SETS.items() if args.only is None or args.only in k}
     rows = run(args.subjects, args.preset, args.size, sets, **over)
     print(f"\npreset {args.preset}, {args.subjects} subjects, {args.size}px renders, torch threads {args.threads}")

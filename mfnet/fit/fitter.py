@@ -192,62 +192,15 @@ class MultiViewFitter:
                 lrs = {k: v * (1.0 if k == "sh" else cfg.photo_lr_scale) for k, v in lrs.items()}
             opt = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k]} for k in keys if params[k].requires_grad])
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iters, eta_min=0.0)
-            corr = None
+            flow_state = {}
             hist = history.setdefault(name, [])
             for it in range(iters):
-                cams = self._cameras(params)
-                rots, transl = self._view_rotations(params, N), self._translation(params, N)
-                out = self._forward(params["shape"], params["expr"], params["jaw"], rots, landmarks_only=True,
-                                    translation=transl)
-                lmk2d = cams.project(out.landmarks, (S, S))[..., :2]
-                terms = self._landmark_terms(lmk2d, views, S)
-                if dense is not None:
-                    subset_d, local_d, bary_d = dense
-                    vd = subset_d(params["shape"].expand(N, -1), params["expr"].expand(N, -1),
-                                  HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots))
-                    if transl is not None:
-                        vd = vd + transl[:, None]
-                    pts = (vd[:, local_d] * bary_d[None, :, :, None]).sum(2)
-                    pred = cams.project(pts, (S, S))[..., :2]
-                    norm = torch.full((N,), S / 2.0, dtype=pred.dtype, device=dev)
-                    terms["dense"] = cfg.w_dense * single_view_landmark_loss(pred, views.dense_landmarks,
-                                                                             views.dense_weights, norm)
-                if name != "pose" and "reg" not in cfg.disabled_losses:
-                    sh = params["shape"] if self.fixed_shape is None else params["shape"] * 0
-                    w_s, w_e = ((cfg.photo_w_reg, cfg.photo_w_reg) if name == "photo"
-                                else (cfg.w_reg, cfg.w_reg_expression))
-                    terms["reg"] = regularisation(sh, params["expr"], w_s, w_e)
-                if name in ("light", "photo"):
-                    terms["photo"] = cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
-                                                                    refresh=it % cfg.flow_every == 0,
-                                                                    lights_only=name == "light")
-                if name == "flow":
-                    pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
-                    if corr is None or it % cfg.flow_every == 0:
-                        with torch.no_grad():
-                            full = model(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose,
-                                         translation=transl).vertices
-                            corr = build_flow_correspondences(
-                                full, model.faces, self._cameras(params, detach=True),
-                                views.images, views.landmarks, views.landmark_weights, self.face_region,
-                                mode=cfg.covisibility, flow_fn=self._flow_fn(), seed=cfg.seed + it)
-                        mags.append(corr.flow_magnitude)
-                        # pose only the vertices the correspondences touch
-                        used, local = torch.unique(model.faces[corr.face_idx], return_inverse=True)
-                        subset = model.vertex_subset(used)
-                    verts = subset(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
-                    if transl is not None:
-                        verts = verts + transl[:, None]
-                    terms["multiop"] = cfg.w_multiop * multiview_flow_loss(
-                        verts, local, cams, S, replace(corr, face_idx=torch.arange(len(corr), device=dev)))
-                loss = sum(terms.values())
+                loss = sum(self._stage_terms(name, it, params, views, dense, photo, flow_state, mags).values())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
-                if self.bounds is not None:
-                    with torch.no_grad():
-                        params["expr"].clamp_(*self.bounds)
+                self._project(params)
                 hist.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(stage=name, loss=f"{hist[-1]:.4f}", refresh=False)
@@ -261,6 +214,64 @@ class MultiViewFitter:
                 vp.light = final["sh"]
         cam = {k: final[k] for k in cam_keys}
         return FitResult(head, vp, history, timings, mags, camera_params=cam)
+
+    def _stage_terms(self, name: str, it: int, params, views: Views, dense, photo: dict, flow_state: dict,
+                     mags: list) -> dict[str, torch.Tensor]:
+        """The weighted loss terms of stage ``name`` at step ``it`` (``flow_state``: the stage's flow
+        correspondences, rebuilt every ``flow_every`` steps; flow magnitudes are appended to ``mags``)."""
+        cfg, model = self.cfg, self.model
+        S, N, dev = views.size, len(views), params["shape"].device
+        cams = self._cameras(params)
+        rots, transl = self._view_rotations(params, N), self._translation(params, N)
+        out = self._forward(params["shape"], params["expr"], params["jaw"], rots, landmarks_only=True,
+                            translation=transl)
+        lmk2d = cams.project(out.landmarks, (S, S))[..., :2]
+        terms = self._landmark_terms(lmk2d, views, S)
+        if dense is not None:
+            subset_d, local_d, bary_d = dense
+            vd = subset_d(params["shape"].expand(N, -1), params["expr"].expand(N, -1),
+                          HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots))
+            if transl is not None:
+                vd = vd + transl[:, None]
+            pts = (vd[:, local_d] * bary_d[None, :, :, None]).sum(2)
+            pred = cams.project(pts, (S, S))[..., :2]
+            norm = torch.full((N,), S / 2.0, dtype=pred.dtype, device=dev)
+            terms["dense"] = cfg.w_dense * single_view_landmark_loss(pred, views.dense_landmarks,
+                                                                     views.dense_weights, norm)
+        if name != "pose" and "reg" not in cfg.disabled_losses:
+            sh = params["shape"] if self.fixed_shape is None else params["shape"] * 0
+            w_s, w_e = (cfg.photo_w_reg, cfg.photo_w_reg) if name == "photo" else (cfg.w_reg, cfg.w_reg_expression)
+            terms["reg"] = regularisation(sh, params["expr"], w_s, w_e)
+        if name in ("light", "photo"):
+            terms["photo"] = cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
+                                                            refresh=it % cfg.flow_every == 0,
+                                                            lights_only=name == "light")
+        if name == "flow":
+            pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
+            if "corr" not in flow_state or it % cfg.flow_every == 0:
+                with torch.no_grad():
+                    full = model(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose,
+                                 translation=transl).vertices
+                    corr = build_flow_correspondences(
+                        full, model.faces, self._cameras(params, detach=True),
+                        views.images, views.landmarks, views.landmark_weights, self.face_region,
+                        mode=cfg.covisibility, flow_fn=self._flow_fn(), seed=cfg.seed + it)
+                mags.append(corr.flow_magnitude)
+                used, local = torch.unique(model.faces[corr.face_idx], return_inverse=True)  # pose only these
+                flow_state.update(corr=replace(corr, face_idx=torch.arange(len(corr), device=dev)),
+                                  subset=model.vertex_subset(used), local=local)
+            verts = flow_state["subset"](params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
+            if transl is not None:
+                verts = verts + transl[:, None]
+            terms["multiop"] = cfg.w_multiop * multiview_flow_loss(verts, flow_state["local"], cams, S,
+                                                                   flow_state["corr"])
+        return terms
+
+    def _project(self, params) -> None:
+        """Keep the expression within the model's bounds (after each optimiser step)."""
+        if self.bounds is not None:
+            with torch.no_grad():
+                params["expr"].clamp_(*self.bounds)
 
     # ------------------------------------------------- camera model (weak perspective)
     def _init_camera_params(self, views: Views, shape, expr, jaw, init) -> dict[str, torch.Tensor]:

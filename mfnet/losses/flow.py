@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..flow.dis import dis_flow
 from ..headmodel.landmarks import MOUTH_OUTER
 from ..render.rasterize import rasterize
+from ..render.visibility import land_in_view, subsample
 
 
 @dataclass
@@ -105,14 +106,8 @@ def build_flow_correspondences(verts: torch.Tensor, faces: torch.Tensor, cameras
                 mask &= torch.from_numpy(landmark_masks(landmarks, landmark_weights, a, b, S)).to(mask.device)
             f = p2f[b][mask]
             w = bary[b][mask]
-            q = (sv[a][faces[f]] * w[..., None]).sum(1)  # (k, 3) where the point lands in view a
-            qi = q[:, :2].floor().long().clamp(0, S - 1)
-            inside = (q[:, 0] >= 0) & (q[:, 0] < S) & (q[:, 1] >= 0) & (q[:, 1] < S)
-            if mode == "zbuffer":
-                inside &= (q[:, 2] - zbuf[a][qi[:, 1], qi[:, 0]]).abs() < depth_tol
-            keep = inside.nonzero()[:, 0]
-            if keep.numel() > max_points_per_pair:
-                keep = keep[torch.randperm(keep.numel(), generator=gen)[:max_points_per_pair].to(keep.device)]
+            q, inside = land_in_view(sv[a], faces, f, w, S, zbuf[a] if mode == "zbuffer" else None, depth_tol)
+            keep = subsample(inside.nonzero()[:, 0], max_points_per_pair, gen)
             idx = mask.nonzero()[keep]
             parts.append((f[keep], w[keep], q[keep, :2], pix[idx[:, 0], idx[:, 1]], mask, q, inside))
             pairs_a.append(a)

@@ -21,6 +21,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from ..render.rasterize import rasterize
 from ..render.shading import sh_shading
+from ..render.visibility import land_in_view, subsample
 
 
 @dataclass
@@ -57,14 +58,8 @@ def covisible_samples(verts: torch.Tensor, faces: torch.Tensor, cameras, size: i
         for a in range(N):
             if a == b:
                 continue
-            q = (sv[a][faces[f]] * w[..., None]).sum(1)  # where the point lands in view a
-            qi = q[:, :2].floor().long().clamp(0, size - 1)
-            ok = (q[:, 0] >= 0) & (q[:, 0] < size) & (q[:, 1] >= 0) & (q[:, 1] < size)
-            ok &= (q[:, 2] - zbuf[a][qi[:, 1], qi[:, 0]]).abs() < depth_tol
-            keep = ok.nonzero()[:, 0]
-            if keep.numel() > max_points_per_pair:
-                perm = torch.randperm(keep.numel(), generator=generator)[:max_points_per_pair]
-                keep = keep[perm.to(keep.device)]
+            _, ok = land_in_view(sv[a], faces, f, w, size, zbuf[a], depth_tol)
+            keep = subsample(ok.nonzero()[:, 0], max_points_per_pair, generator)
             out["a"].append(torch.full((keep.numel(),), a, dtype=torch.long, device=dev))
             out["b"].append(torch.full((keep.numel(),), b, dtype=torch.long, device=dev))
             out["f"].append(f[keep])
