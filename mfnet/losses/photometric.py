@@ -93,22 +93,34 @@ def _log_albedo(view: torch.Tensor, pts: torch.Tensor, normals: torch.Tensor, lo
 
 def photometric_consistency_loss(verts: torch.Tensor, normals: torch.Tensor, faces: torch.Tensor, cameras,
                                  size: int, logs: torch.Tensor, sh_coeffs: torch.Tensor, samples: SurfaceSamples,
-                                 eps: float = 0.02, min_shading: float = 0.05) -> torch.Tensor:
+                                 eps: float = 0.02, min_shading: float = 0.05, min_cos: float = 0.0) -> torch.Tensor:
     """Charbonnier mean of the log-albedo difference between the two views of each sample.
 
     verts, normals (N, V, 3) per view (normals: unit vertex normals of the posed heads); faces
     (F, 3) indexed by ``samples.face_idx``; logs (N, C, S, S) from :func:`log_images`;
-    sh_coeffs (N, 9, C)."""
+    sh_coeffs (N, 9, C). ``min_cos > 0``: a weighted mean instead, each point weighted by
+    ``clamp((min(cos_a, cos_b) - min_cos) / 0.2, 0, 1)`` with cos_v = |normal · direction to camera v|:
+    where a view sees the surface at a grazing angle a small geometry error moves the point far in
+    that photo, so those points count less."""
     if len(samples) == 0:
         return verts.sum() * 0
     sv = cameras.project(verts, (size, size))[..., :2]
     tri, w = faces[samples.face_idx], samples.bary[..., None].to(verts.dtype)
 
+    dirs = cameras.view_dirs(verts).detach() if min_cos > 0 else None  # towards each camera
+
     def at(view):
         pts = (sv[view[:, None], tri] * w).sum(1)
         n = (normals[view[:, None], tri] * w).sum(1)
-        return _log_albedo(view, pts, n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12), logs, sh_coeffs, size,
-                           min_shading)
+        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        cos = None if dirs is None else (n.detach() * (dirs[view[:, None], tri] * w).sum(1)).sum(-1).abs()
+        return _log_albedo(view, pts, n, logs, sh_coeffs, size, min_shading), cos
 
-    d = at(samples.view_a) - at(samples.view_b)
-    return (torch.sqrt(d ** 2 + eps ** 2) - eps).mean()
+    (la, cos_a), (lb, cos_b) = at(samples.view_a), at(samples.view_b)
+    d = la - lb
+    rho = torch.sqrt(d ** 2 + eps ** 2) - eps
+    if min_cos <= 0:
+        return rho.mean()
+    # points seen at a grazing angle in either view: a small geometry error moves them far in the photo
+    wt = ((torch.minimum(cos_a, cos_b) - min_cos) / 0.2).clamp(0, 1)[:, None]
+    return (rho * wt).sum() / (wt.sum() * rho.shape[1]).clamp_min(1e-12)
