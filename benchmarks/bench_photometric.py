@@ -7,7 +7,11 @@ ends at (same metric as bench_reconstruct.py). A stage whose objective is minima
 stays near 0 mm; drift shows bias (landmarks, regulariser) or steps too large for the basin.
 
     .venv/bin/python benchmarks/bench_photometric.py [--subjects 3] [--lr-scale 1.0] [--no-landmarks]
-        [--w-reg 1e-3] [--iters 120]
+        [--w-reg 1e-4] [--iters 120] [--terms]
+
+``--terms`` also fits each subject from the images (default preset) and prints every weighted term
+of the photometric stage's objective at that fit and at the truth (lights fitted with the geometry
+held): a term larger at the truth pulls the optimum away from it.
 """
 from __future__ import annotations
 
@@ -39,6 +43,22 @@ def true_start(model, subj, views) -> tuple[HeadParams, ViewParams]:
             ViewParams(subj.view_rotations.clone(), s, t))
 
 
+def objective_terms(fitter: MultiViewFitter, res, views, draws: int = 3) -> dict[str, float]:
+    """The photometric stage's weighted terms at a fit result, averaged over ``draws`` point samples."""
+    params = dict(shape=res.head.shape, expr=res.head.expression, jaw=res.head.jaw, sh=res.views.light,
+                  **res.camera_params)
+    out: dict[str, float] = {}
+    seed = fitter.cfg.seed
+    with torch.no_grad():
+        for k in range(draws):
+            fitter.cfg.seed = 100 + k
+            state = {"images": views.images, "iters": fitter.cfg.iters_photo}
+            for name, v in fitter._stage_terms("photo", 0, params, views, None, state, {}, []).items():
+                out[name] = out.get(name, 0.0) + float(v) / draws
+    fitter.cfg.seed = seed
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subjects", type=int, default=3)
@@ -46,6 +66,7 @@ def main():
     ap.add_argument("--w-reg", type=float, default=None, help="photo_w_reg (default: the preset's)")
     ap.add_argument("--iters", type=int, default=120, help="iters_photo")
     ap.add_argument("--no-landmarks", action="store_true", help="photometric term (and regulariser) only")
+    ap.add_argument("--terms", action="store_true", help="objective terms at the image fit and at the truth")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -68,6 +89,14 @@ def main():
             continue
         res = MultiViewFitter(model, get_config("default", **over), progress=False).fit(views, init=true_start(
             model, subj, views))
+        if args.terms:
+            held = MultiViewFitter(model, get_config("default", **{**over, "photo_lr_scale": 0.0}), progress=False)
+            at_truth = objective_terms(held, held.fit(views, init=true_start(model, subj, views)), views)
+            fit = MultiViewFitter(model, get_config("default"), progress=False)
+            at_fit = objective_terms(fit, fit.fit(views), views)
+            for label, t in (("image fit", at_fit), ("truth", at_truth)):
+                print(f"  {label:9s}: total {sum(t.values()):.4f} = "
+                      + " + ".join(f"{k} {v:.4f}" for k, v in t.items()))
         with torch.no_grad():
             gt = model(subj.shape[None], subj.expression[None], subj.pose[None])
             p = model(res.head.shape[None], res.head.expression[None])

@@ -64,7 +64,7 @@ class FitConfig:
     # Photometric stage (beyond the paper; multi-view only): per-view SH lights fitted first (a
     # quarter of the steps), then shape/expression/pose with the multi-view photometric consistency
     # term. Measured on the synthetic benchmark: docs/benchmarks.md. 0 switches it off.
-    iters_photo: int = 120
+    iters_photo: int = 180
     w_photo: float = 1.0
     # The detector's landmarks are biased (several pixels at ±60°) and a strong prior shrinks the shape
     # towards the mean: at the true parameters both cost more than the photometric term gains. So the
@@ -76,14 +76,14 @@ class FitConfig:
     photo_min_cos: float = 0.4  # down-weight points seen at a grazing angle (|cos| below this + 0.2)
     lr_light: float = 0.02
     photo_lr_scale: float = 1.0  # learning rates of the photometric stage, relative to the others
-    photo_points: int = 3000  # surface points sampled per ordered view pair
+    photo_points: int = 1500  # surface points sampled per ordered view pair
 
 
 PRESETS: dict[str, FitConfig] = {
     "fast": FitConfig(crop_size=192, iters_pose=40, iters_shape=80, iters_flow=0, iters_photo=0, texture_size=256),
     "default": FitConfig(),
     "best": FitConfig(crop_size=320, iters_pose=80, iters_shape=250, iters_flow=150, flow_every=10,
-                      iters_photo=300, texture_size=1024),
+                      iters_photo=450, texture_size=1024),
 }
 
 
