@@ -52,7 +52,7 @@ def objective_terms(fitter: MultiViewFitter, res, views, draws: int = 3) -> dict
     with torch.no_grad():
         for k in range(draws):
             fitter.cfg.seed = 100 + k
-            state = {"images": views.images, "iters": fitter.cfg.iters_photo}
+            state = {"images": views.images}
             for name, v in fitter._stage_terms("photo", 0, params, views, None, state, {}, []).items():
                 out[name] = out.get(name, 0.0) + float(v) / draws
     fitter.cfg.seed = seed

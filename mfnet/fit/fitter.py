@@ -183,7 +183,7 @@ class MultiViewFitter:
             params["sh"] = self._initial_lights(N).requires_grad_()
             stages += [("light", max(1, cfg.iters_photo // 4), ["sh"]),
                        ("photo", cfg.iters_photo, cam_keys + ["shape", "expr", "jaw", "sh"])]
-            photo = {"images": views.images, "iters": cfg.iters_photo}
+            photo = {"images": views.images}
         else:
             photo = {}
         total = sum(n for _, n, _ in stages)
@@ -316,24 +316,25 @@ class MultiViewFitter:
         sh[:, 2] = 0.3 / SH_CONSTANTS[2]
         return sh
 
-    def _photo_sigma(self, step: int, iters: int) -> float:
-        """Blur (pixels) of the photos at photometric step ``step`` of ``iters``: coarse to fine, from
+    def _photo_sigma(self, step: int) -> float:
+        """Blur (pixels) of the photos at photometric step ``step``: coarse to fine, from
         ``photo_blur_start`` down to ``photo_blur`` (reached at 3/4 of the stage), or ``photo_blur`` throughout."""
         cfg = self.cfg
         if not cfg.photo_blur_start or cfg.photo_blur_start <= cfg.photo_blur:
             return cfg.photo_blur
-        t = min(1.0, step / max(1.0, 0.75 * iters))
+        t = min(1.0, step / max(1.0, 0.75 * cfg.iters_photo))
         return float(cfg.photo_blur_start * (cfg.photo_blur / cfg.photo_blur_start) ** t)
 
     def _photo_term(self, params, views: Views, rots, transl, state: dict, refresh: bool,
                     lights_only: bool = False, step: int = 0) -> torch.Tensor:
         """Multi-view photometric consistency at the current parameters; ``state`` keeps the sample
         points (refreshed when ``refresh``) and the posing subset between steps. ``lights_only``:
-        no gradient through the geometry (the ``light`` stage fits the SH lights alone)."""
+        no gradient through the geometry (the ``light`` stage fits the SH lights alone); ``step``: the
+        stage's step, which sets the blur of the photos (:meth:`_photo_sigma`)."""
         model, cfg, N, S = self.model, self.cfg, len(views), views.size
         pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
         if refresh or "samples" not in state:
-            sigma = self._photo_sigma(0 if lights_only else step, state["iters"])
+            sigma = self._photo_sigma(0 if lights_only else step)
             if state.get("sigma") != sigma:
                 state.update(sigma=sigma, logs=log_images(state["images"], sigma))
             with torch.no_grad():
