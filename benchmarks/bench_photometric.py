@@ -7,7 +7,7 @@ ends at (same metric as bench_reconstruct.py). A stage whose objective is minima
 stays near 0 mm; drift shows bias (landmarks, regulariser) or steps too large for the basin.
 
     .venv/bin/python benchmarks/bench_photometric.py [--subjects 3] [--lr-scale 1.0] [--no-landmarks]
-        [--w-reg 1e-4] [--iters 120] [--terms]
+        [--w-reg 1e-4] [--iters 120] [--terms] [--yaw 60] [--set KEY=VALUE ...]
 
 ``--terms`` also fits each subject from the images (default preset) and prints every weighted term
 of the photometric stage's objective at that fit and at the truth (lights fitted with the geometry
@@ -28,6 +28,8 @@ from mfnet.fit.init import weak_perspective_lsq
 from mfnet.fit.views import prepare_views
 from mfnet.headmodel import load_head_model
 from mfnet.types import HeadParams, ViewParams
+
+from bench_reconstruct import _parse_value  # same folder: the scripts run from benchmarks/
 
 
 def true_start(model, subj, views) -> tuple[HeadParams, ViewParams]:
@@ -67,12 +69,19 @@ def main():
     ap.add_argument("--iters", type=int, default=120, help="iters_photo")
     ap.add_argument("--no-landmarks", action="store_true", help="photometric term (and regulariser) only")
     ap.add_argument("--terms", action="store_true", help="objective terms at the image fit and at the truth")
+    ap.add_argument("--yaw", type=float, default=60.0, help="side views at ±yaw degrees (and 0°)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a FitConfig field in every fit, e.g. --set photo_w_reg=1e-3 (repeatable)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = load_head_model()
     model.use_landmark_embedding("mediapipe")
-    over = {"iters_pose": 0, "iters_shape": 0, "iters_flow": 0, "iters_photo": args.iters,
+    base = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        base[key] = _parse_value(value)
+    over = {**base, "iters_pose": 0, "iters_shape": 0, "iters_flow": 0, "iters_photo": args.iters,
             "photo_lr_scale": args.lr_scale}
     if args.w_reg is not None:
         over["photo_w_reg"] = args.w_reg
@@ -80,7 +89,7 @@ def main():
         over.update(w_lmk=0.0, w_eye=0.0, w_lip=0.0)
     errs = []
     for i in range(args.subjects):
-        subj = render_subject(model, (-60.0, 0.0, 60.0), image_size=512, seed=1000 + i)
+        subj = render_subject(model, (-args.yaw, 0.0, args.yaw), image_size=512, seed=1000 + i)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             views = prepare_views(list(to_uint8(subj.images)), crop_size=256)
@@ -92,7 +101,7 @@ def main():
         if args.terms:
             held = MultiViewFitter(model, get_config("default", **{**over, "photo_lr_scale": 0.0}), progress=False)
             at_truth = objective_terms(held, held.fit(views, init=true_start(model, subj, views)), views)
-            fit = MultiViewFitter(model, get_config("default"), progress=False)
+            fit = MultiViewFitter(model, get_config("default", **base), progress=False)
             at_fit = objective_terms(fit, fit.fit(views), views)
             for label, t in (("image fit", at_fit), ("truth", at_truth)):
                 print(f"  {label:9s}: total {sum(t.values()):.4f} = "
