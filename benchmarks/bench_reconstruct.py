@@ -27,7 +27,7 @@ SETS = {"1 view (0°)": (0.0,), "3 views (0°, ±30°)": (-30.0, 0.0, 30.0), "3 
         "1 view (60°)": (60.0,)}
 
 
-def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), **overrides):
+def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), decompose: bool = False, **overrides):
     model = load_head_model()
     rows = {}
     mean = model()
@@ -52,6 +52,8 @@ def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), **o
             face = face_region(model, gt.vertices[0].numpy(), gt.landmarks[0].numpy())
             e = vertex_error_mm(rec.vertices, gt.vertices[0].numpy(), rec.landmarks3d, gt.landmarks[0].numpy(), face)
             errs.append(e.mean_mm)
+            if decompose:  # which part of the error is identity, which expression
+                _print_split(model, subj, rec, gt, face, f"  {name} seed {seed}: {e.mean_mm:.2f} mm")
             base.append(vertex_error_mm(mean.vertices[0].detach().numpy(), gt.vertices[0].numpy(),
                                         mean.landmarks[0].detach().numpy(), gt.landmarks[0].numpy(), face).mean_mm)
         rows[name] = {"median_mm": statistics.median(errs) if errs else float("nan"),
@@ -59,6 +61,21 @@ def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), **o
                       "mean_mm": float(np.mean(errs)) if errs else float("nan"),
                       "seconds": statistics.median(secs) if secs else float("nan"), "failed": fails, "n": subjects}
     return rows
+
+
+def _print_split(model, subj, rec, gt, face, label: str) -> None:
+    """Error of the fitted shape with the true expression, and of the true shape with the fitted
+    expression / with no expression (canonical pose, same metric)."""
+    g, gl = gt.vertices[0].numpy(), gt.landmarks[0].numpy()
+    shape, expr = torch.as_tensor(rec.head.shape).to(subj.shape), torch.as_tensor(rec.head.expression).to(subj.shape)
+    parts = []
+    for what, s, x in (("fitted shape + true expression", shape, subj.expression),
+                       ("true shape + fitted expression", subj.shape, expr),
+                       ("true shape + no expression", subj.shape, torch.zeros_like(expr))):
+        with torch.no_grad():
+            out = model(s[None], x[None])
+        parts.append(f"{what} {vertex_error_mm(out.vertices[0].numpy(), g, out.landmarks[0].numpy(), gl, face).mean_mm:.2f}")
+    print(f"{label} = " + "; ".join(parts), flush=True)
 
 
 def _parse_value(text: str):
@@ -83,6 +100,8 @@ def main():
                     help="steps of the photometric stage (0 = without it; default: the preset's)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override any FitConfig field, e.g. --set photo_blur=1.0 (repeatable)")
+    ap.add_argument("--decompose", action="store_true",
+                    help="per subject: error with the true expression / the true shape swapped in")
     ap.add_argument("--only", default=None, help="run only the view sets whose name contains this text, e.g. 60")
     ap.add_argument("--ablate", action="store_true",
                     help="paper Table 3: rerun the 3-view ±60° set with each loss removed")
@@ -105,7 +124,7 @@ def main():
         key, _, value = item.partition("=")
         over[key] = _parse_value(value)
     sets = {k: v for k, v in SETS.items() if args.only is None or args.only in k}
-    rows = run(args.subjects, args.preset, args.size, sets, **over)
+    rows = run(args.subjects, args.preset, args.size, sets, decompose=args.decompose, **over)
     print(f"\npreset {args.preset}, {args.subjects} subjects, {args.size}px renders, torch threads {args.threads}")
     print("| views | median error (mm) | mean error (mm) | mean head, mean error (mm) | median time (s) | failed |")
     print("| --- | --- | --- | --- | --- | --- |")
