@@ -71,6 +71,7 @@ class FitConfig:
     # stage weakens them (measured: docs/benchmarks.md) and lets the photos place the surface.
     photo_w_landmarks: float = 0.1  # landmark, eye and lip terms during the stage, relative to w_lmk etc.
     photo_w_reg: float = 1e-4  # regulariser during the stage (the landmark stages use w_reg)
+    photo_w_reg_expression: float = 1e-4  # the same for the expression
     photo_blur: float = 0.5  # Gaussian blur of the photos at the end of the stage, pixels
     photo_blur_start: float = 3.0  # coarse to fine: blur at its start (geometric decay over 3/4 of it)
     photo_min_cos: float = 0.4  # down-weight points seen at a grazing angle (|cos| below this + 0.2)
@@ -248,7 +249,8 @@ class MultiViewFitter:
             terms = {k: v * cfg.photo_w_landmarks for k, v in terms.items()}
         if name != "pose" and "reg" not in cfg.disabled_losses:
             sh = params["shape"] if self.fixed_shape is None else params["shape"] * 0
-            w_s, w_e = (cfg.photo_w_reg, cfg.photo_w_reg) if name == "photo" else (cfg.w_reg, cfg.w_reg_expression)
+            w_s, w_e = ((cfg.photo_w_reg, cfg.photo_w_reg_expression) if name == "photo"
+                        else (cfg.w_reg, cfg.w_reg_expression))
             terms["reg"] = regularisation(sh, params["expr"], w_s, w_e)
         if name in ("light", "photo"):
             terms["photo"] = cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
