@@ -30,3 +30,20 @@ def run_times(fn, runs: int, warmup: int = 2) -> list[float]:
         fn()
         ts.append(time.perf_counter() - t)
     return ts
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["key=value", ...]`` (the scripts' repeatable ``--set``) as FitConfig overrides; values that
+    read as int or float become numbers."""
+    out = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        for cast in (int, float):
+            try:
+                out[key] = cast(text)
+                break
+            except ValueError:
+                pass
+        else:
+            out[key] = text
+    return out

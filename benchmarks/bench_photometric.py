@@ -29,7 +29,7 @@ from mfnet.fit.views import prepare_views
 from mfnet.headmodel import load_head_model
 from mfnet.types import HeadParams, ViewParams
 
-from bench_reconstruct import _parse_value  # same folder: the scripts run from benchmarks/
+from _common import parse_overrides  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def true_start(model, subj, views) -> tuple[HeadParams, ViewParams]:
@@ -77,10 +77,7 @@ def main():
     torch.set_num_threads(args.threads)
     model = load_head_model()
     model.use_landmark_embedding("mediapipe")
-    base = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        base[key] = _parse_value(value)
+    base = parse_overrides(args.set)
     over = {**base, "iters_pose": 0, "iters_shape": 0, "iters_flow": 0, "iters_photo": args.iters,
             "photo_lr_scale": args.lr_scale}
     if args.w_reg is not None:

@@ -23,6 +23,8 @@ from mfnet.evaluate.synthetic import face_region, vertex_error_mm
 from mfnet.headmodel import load_head_model
 from mfnet.pipeline import reconstruct
 
+from _common import parse_overrides  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 SETS = {"1 view (0°)": (0.0,), "3 views (0°, ±30°)": (-30.0, 0.0, 30.0), "3 views (0°, ±60°)": (-60.0, 0.0, 60.0),
         "1 view (60°)": (60.0,)}
 
@@ -78,15 +80,6 @@ def _print_split(model, subj, rec, gt, face, label: str) -> None:
     print(f"{label} = " + "; ".join(parts), flush=True)
 
 
-def _parse_value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subjects", type=int, default=5)
@@ -120,9 +113,7 @@ def main():
         over["w_dense"] = args.w_dense
     if args.iters_photo is not None:
         over["iters_photo"] = args.iters_photo
-    for item in args.set:
-        key, _, value = item.partition("=")
-        over[key] = _parse_value(value)
+    over.update(parse_overrides(args.set))
     sets = {k: v for k, v in SETS.items() if args.only is None or args.only in k}
     rows = run(args.subjects, args.preset, args.size, sets, decompose=args.decompose, **over)
     print(f"\npreset {args.preset}, {args.subjects} subjects, {args.size}px renders, torch threads {args.threads}")
