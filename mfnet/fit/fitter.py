@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 from ..headmodel.model import HeadModel
 from ..losses.flow import build_flow_correspondences, multiview_flow_loss
 from ..losses.landmarks import eye_loss, lip_loss, regularisation, single_view_landmark_loss
-from ..losses.photometric import SurfaceSamples, covisible_samples, log_images, photometric_consistency_loss
-from ..render.shading import SH_CONSTANTS, vertex_normals
+from ..losses.photometric import (PhotoPlan, SurfaceSamples, covisible_samples, log_images,
+                                  photometric_consistency_loss)
+from ..render.shading import SH_CONSTANTS, VertexNormals
 from ..render.cameras import WeakPerspectiveCameras
 from ..types import HeadParams, ViewParams, Views
 from .init import init_rotations, weak_perspective_lsq
@@ -132,7 +133,7 @@ class MultiViewFitter:
     def _forward(self, shape, expr, jaw, rot, landmarks_only: bool = False, translation=None):
         n = rot.shape[0]
         head = HeadParams(shape, expr, jaw)
-        return self.model(shape.expand(n, -1), expr.expand(n, -1), head.pose(rot), translation=translation,
+        return self.model(shape[None], expr[None], head.pose(rot), translation=translation,
                           dynamic_contour=self.cfg.dynamic_contour, landmarks_only=landmarks_only)
 
     def _landmark_terms(self, lmk2d, views: Views, S: int) -> dict[str, torch.Tensor]:
@@ -236,7 +237,7 @@ class MultiViewFitter:
         terms = self._landmark_terms(lmk2d, views, S)
         if dense is not None:
             subset_d, local_d, bary_d = dense
-            vd = subset_d(params["shape"].expand(N, -1), params["expr"].expand(N, -1),
+            vd = subset_d(params["shape"][None], params["expr"][None],
                           HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots))
             if transl is not None:
                 vd = vd + transl[:, None]
@@ -260,7 +261,7 @@ class MultiViewFitter:
             pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
             if "corr" not in flow_state or it % cfg.flow_every == 0:
                 with torch.no_grad():
-                    full = model(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose,
+                    full = model(params["shape"][None], params["expr"][None], pose,
                                  translation=transl).vertices
                     corr = build_flow_correspondences(
                         full, model.faces, self._cameras(params, detach=True),
@@ -270,7 +271,7 @@ class MultiViewFitter:
                 used, local = torch.unique(model.faces[corr.face_idx], return_inverse=True)  # pose only these
                 flow_state.update(corr=replace(corr, face_idx=torch.arange(len(corr), device=dev)),
                                   subset=model.vertex_subset(used), local=local)
-            verts = flow_state["subset"](params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
+            verts = flow_state["subset"](params["shape"][None], params["expr"][None], pose)
             if transl is not None:
                 verts = verts + transl[:, None]
             terms["multiop"] = cfg.w_multiop * multiview_flow_loss(verts, flow_state["local"], cams, S,
@@ -340,7 +341,7 @@ class MultiViewFitter:
             if state.get("sigma") != sigma:
                 state.update(sigma=sigma, logs=log_images(state["images"], sigma))
             with torch.no_grad():
-                full = model(params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose,
+                full = model(params["shape"][None], params["expr"][None], pose,
                              translation=transl).vertices
                 state["refreshes"] = state.get("refreshes", 0) + 1
                 gen = torch.Generator().manual_seed(cfg.seed + state["refreshes"])
@@ -352,16 +353,24 @@ class MultiViewFitter:
                 touched[model.faces[samples.face_idx].reshape(-1)] = True
                 used, ring_faces = torch.unique(model.faces[touched[model.faces].any(1)], return_inverse=True)
                 tri = torch.searchsorted(used, model.faces[samples.face_idx])  # sampled faces, subset indices
-                state.update(samples=SurfaceSamples(samples.view_a, samples.view_b,
-                                                    torch.arange(len(samples), device=tri.device), samples.bary),
-                             subset=model.vertex_subset(used), ring_faces=ring_faces, tri=tri)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not lights_only):
-            verts = state["subset"](params["shape"].expand(N, -1), params["expr"].expand(N, -1), pose)
-            if transl is not None:
-                verts = verts + transl[:, None]
-            normals = vertex_normals(verts, state["ring_faces"])
+                local = SurfaceSamples(samples.view_a, samples.view_b, torch.arange(len(samples), device=tri.device),
+                                       samples.bary)
+                state.update(samples=local, subset=model.vertex_subset(used), tri=tri,
+                             normals=VertexNormals(ring_faces, len(used), full.dtype),
+                             plan=PhotoPlan.build(local, tri, N, len(used), full.dtype), geometry=None)
+        if lights_only and state.get("geometry") is not None:  # geometry frozen: posed once per refresh
+            verts, normals = state["geometry"]
+        else:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not lights_only):
+                verts = state["subset"](params["shape"][None], params["expr"][None], pose)
+                if transl is not None:
+                    verts = verts + transl[:, None]
+                normals = state["normals"](verts)
+            if lights_only:
+                state["geometry"] = (verts, normals)
         return photometric_consistency_loss(verts, normals, state["tri"], self._cameras(params), S, state["logs"],
-                                            params["sh"], state["samples"], min_cos=cfg.photo_min_cos)
+                                            params["sh"], state["samples"], min_cos=cfg.photo_min_cos,
+                                            plan=state["plan"])
 
     def _dense_setup(self, views: Views):
         """Vertex subset + barycentrics for the 478-point MediaPipe term, or None when unavailable."""

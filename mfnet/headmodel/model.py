@@ -10,7 +10,7 @@ from torch import nn
 
 from .data import HeadModelData
 from .landmarks import contour_rows_from_rotation, vertices_to_landmarks
-from .lbs import axis_angle_to_matrix, lbs, rot6d_to_matrix
+from .lbs import axis_angle_to_matrix, flat_dirs, lbs, rot6d_to_matrix
 
 POSE_JOINTS = 5  # global, neck, jaw, eye_left, eye_right
 
@@ -57,6 +57,7 @@ class HeadModel(nn.Module):
         self.register_buffer("v_template", f(data.v_template))
         dirs = np.concatenate([data.shapedirs[:, :, : self.n_shape], data.exprdirs[:, :, : self.n_expr]], axis=2)
         self.register_buffer("shapedirs", f(dirs))
+        self.register_buffer("_dirs_flat", flat_dirs(self.shapedirs), persistent=False)  # what lbs multiplies
         self.register_buffer("posedirs", f(data.posedirs) if data.posedirs is not None else None)
         self.register_buffer("J_regressor", f(data.J_regressor))
         self.register_buffer("lbs_weights", f(data.weights))
@@ -126,8 +127,8 @@ class HeadModel(nn.Module):
             posedirs = self.posedirs[:, cols].contiguous()
         subset = {"_lmk_vids": vid, "_lmk_faces_remap": torch.as_tensor(remap[data.faces], device=dev),
                   "_J_template": torch.as_tensor(Jt, dtype=dtype, device=dev),
-                  "_J_dirs": torch.as_tensor(Jd, dtype=dtype, device=dev),
-                  "_lmk_template": self.v_template[vid].clone(), "_lmk_shapedirs": self.shapedirs[vid].contiguous(),
+                  "_J_dirs": flat_dirs(torch.as_tensor(Jd, dtype=dtype, device=dev)),
+                  "_lmk_template": self.v_template[vid].clone(), "_lmk_shapedirs": flat_dirs(self.shapedirs[vid]),
                   "_lmk_weights": self.lbs_weights[vid].contiguous(), "_lmk_posedirs": posedirs}
         for name, value in subset.items():
             self.register_buffer(name, value, persistent=False)
@@ -183,7 +184,7 @@ class HeadModel(nn.Module):
                 pose_repr: str = "axis_angle", dynamic_contour: bool = False,
                 landmarks_only: bool = False) -> HeadOutput:
         given = [t for t in (shape, expression, pose, translation) if t is not None]
-        B = given[0].shape[0] if given else 1
+        B = max(t.shape[0] for t in given) if given else 1  # shape/expression may be one row for all poses
         dev, dt = self.v_template.device, self.v_template.dtype
         if shape is None:
             shape = torch.zeros(B, self.n_shape, device=dev, dtype=dt)
@@ -196,6 +197,9 @@ class HeadModel(nn.Module):
             rot = torch.eye(3, device=dev, dtype=dt).expand(B, POSE_JOINTS, 3, 3)
         else:
             rot = self.pose_to_matrices(pose, pose_repr)
+        if shape.shape[0] != expression.shape[0]:
+            n = max(shape.shape[0], expression.shape[0])
+            shape, expression = shape.expand(n, -1), expression.expand(n, -1)
         coeffs = torch.cat([shape, expression], dim=1).to(dt)
         faces = self.faces
         if landmarks_only:  # pose only the vertices the landmark embeddings touch
@@ -203,7 +207,7 @@ class HeadModel(nn.Module):
                                 (self._J_template, self._J_dirs), self.parents, self._lmk_weights)
             faces = self._lmk_faces_remap
         else:
-            verts, joints = lbs(coeffs, rot.to(dt), self.v_template, self.shapedirs, self.posedirs,
+            verts, joints = lbs(coeffs, rot.to(dt), self.v_template, self._dirs_flat, self.posedirs,
                                 self.J_regressor, self.parents, self.lbs_weights)
         if translation is not None:
             verts = verts + translation[:, None, :].to(dt)
@@ -229,7 +233,7 @@ class VertexSubset:
         vid = vertex_ids.to(model.v_template.device, torch.long)
         self.model, self.vertex_ids = model, vid
         self.template = model.v_template[vid]
-        self.shapedirs = model.shapedirs[vid].contiguous()
+        self.shapedirs = flat_dirs(model.shapedirs[vid])
         self.weights = model.lbs_weights[vid].contiguous()
         self.posedirs = None
         if model.posedirs is not None:

@@ -22,6 +22,7 @@ from torchvision.transforms.functional import gaussian_blur
 from ..render.rasterize import rasterize
 from ..render.shading import sh_shading
 from ..render.visibility import land_in_view, subsample
+from ..utils.sparse import FixedSparse
 
 
 @dataclass
@@ -78,22 +79,63 @@ def log_images(images: torch.Tensor, blur_sigma: float = 0.0, floor: float = 0.0
     return images.clamp_min(floor).log()
 
 
-def _log_albedo(view: torch.Tensor, pts: torch.Tensor, normals: torch.Tensor, logs: torch.Tensor,
-                sh_coeffs: torch.Tensor, size: int, min_shading: float) -> torch.Tensor:
-    """(K, C) log photo colour minus log shading of points (K, 2 pixels) with unit normals (K, 3) in views (K,)."""
-    out = pts.new_zeros(pts.shape[0], logs.shape[1])
-    for v in torch.unique(view).tolist():  # one bilinear lookup per photo
-        sel = (view == v).nonzero()[:, 0]
-        grid = (pts[sel] / size * 2 - 1)[None, :, None, :].to(logs.dtype)
+@dataclass
+class PhotoPlan:
+    """The per-step lookups of :func:`photometric_consistency_loss` for fixed samples, prepared once.
+
+    Each sample is looked up twice (in view a and in view b); the 2K lookups are sorted by view so
+    that each photo is sampled on one contiguous slice. ``lookup`` interpolates per-vertex features
+    (pixel position, normal, camera direction) of all views at the lookups, ``diff`` subtracts the
+    view-b value from the view-a value of each sample; both are fixed sparse maps
+    (:class:`mfnet.utils.sparse.FixedSparse`)."""
+
+    lookup: FixedSparse  # (2K, N*V)
+    diff: FixedSparse  # (K, 2K)
+    ranges: list[tuple[int, int, int]]  # (view, start, end) of the sorted lookups
+    pos_a: torch.Tensor  # (K,) sorted position of each sample's view-a lookup
+    pos_b: torch.Tensor  # (K,)
+
+    @classmethod
+    def build(cls, samples: SurfaceSamples, faces: torch.Tensor, num_views: int, num_vertices: int,
+              dtype: torch.dtype = torch.float32) -> "PhotoPlan":
+        K, dev = len(samples), faces.device
+        view = torch.cat([samples.view_a, samples.view_b]).to(dev)
+        order = torch.sort(view, stable=True).indices
+        pos = torch.empty_like(order)
+        pos[order] = torch.arange(2 * K, device=dev)
+        tri = faces[samples.face_idx.to(dev)].repeat(2, 1)[order]  # (2K, 3) vertex ids, sorted lookups
+        bary = samples.bary.to(dev, dtype).repeat(2, 1)[order]
+        vs = view[order]
+        rows = torch.arange(2 * K, device=dev)[:, None].expand(-1, 3)
+        lookup = FixedSparse(rows, vs[:, None] * num_vertices + tri, bary, (2 * K, num_views * num_vertices))
+        k = torch.arange(K, device=dev)
+        one = torch.ones(K, dtype=dtype, device=dev)
+        diff = FixedSparse(torch.cat([k, k]), torch.cat([pos[:K], pos[K:]]), torch.cat([one, -one]), (K, 2 * K))
+        counts = torch.bincount(vs, minlength=num_views).tolist()
+        starts = [0]
+        for c in counts:
+            starts.append(starts[-1] + c)
+        ranges = [(v, starts[v], starts[v + 1]) for v in range(num_views) if counts[v]]
+        return cls(lookup, diff, ranges, pos[:K], pos[K:])
+
+
+def _log_albedo(pts: torch.Tensor, normals: torch.Tensor, logs: torch.Tensor, sh_coeffs: torch.Tensor,
+                ranges, size: int, min_shading: float) -> torch.Tensor:
+    """(L, C) log photo colour minus log shading of lookups (L, 2 pixels) with unit normals (L, 3),
+    sorted by view: ``ranges`` (view, start, end)."""
+    out = []
+    for v, s, e in ranges:  # one bilinear lookup per photo
+        grid = (pts[s:e] / size * 2 - 1)[None, :, None, :].to(logs.dtype)
         colour = F.grid_sample(logs[v:v + 1], grid, align_corners=False, padding_mode="border")[0, :, :, 0].T
-        shade = sh_shading(normals[sel][None], sh_coeffs[v:v + 1])[0].clamp_min(min_shading)
-        out = out.index_put((sel,), colour - shade.log())
-    return out
+        shade = sh_shading(normals[s:e][None], sh_coeffs[v:v + 1])[0].clamp_min(min_shading)
+        out.append(colour - shade.log())
+    return torch.cat(out)
 
 
 def photometric_consistency_loss(verts: torch.Tensor, normals: torch.Tensor, faces: torch.Tensor, cameras,
                                  size: int, logs: torch.Tensor, sh_coeffs: torch.Tensor, samples: SurfaceSamples,
-                                 eps: float = 0.02, min_shading: float = 0.05, min_cos: float = 0.0) -> torch.Tensor:
+                                 eps: float = 0.02, min_shading: float = 0.05, min_cos: float = 0.0,
+                                 plan: PhotoPlan | None = None) -> torch.Tensor:
     """Charbonnier mean of the log-albedo difference between the two views of each sample.
 
     verts, normals (N, V, 3) per view (normals: unit vertex normals of the posed heads); faces
@@ -101,26 +143,23 @@ def photometric_consistency_loss(verts: torch.Tensor, normals: torch.Tensor, fac
     sh_coeffs (N, 9, C). ``min_cos > 0``: a weighted mean instead, each point weighted by
     ``clamp((min(cos_a, cos_b) - min_cos) / 0.2, 0, 1)`` with cos_v = |normal · direction to camera v|:
     where a view sees the surface at a grazing angle a small geometry error moves the point far in
-    that photo, so those points count less."""
+    that photo, so those points count less. ``plan``: :meth:`PhotoPlan.build` of these samples, for
+    callers that evaluate the same samples many times (built here when not given)."""
     if len(samples) == 0:
         return verts.sum() * 0
-    sv = cameras.project(verts, (size, size))[..., :2]
-    tri, w = faces[samples.face_idx], samples.bary[..., None].to(verts.dtype)
-
-    dirs = cameras.view_dirs(verts).detach() if min_cos > 0 else None  # towards each camera
-
-    def at(view):
-        pts = (sv[view[:, None], tri] * w).sum(1)
-        n = (normals[view[:, None], tri] * w).sum(1)
-        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        cos = None if dirs is None else (n.detach() * (dirs[view[:, None], tri] * w).sum(1)).sum(-1).abs()
-        return _log_albedo(view, pts, n, logs, sh_coeffs, size, min_shading), cos
-
-    (la, cos_a), (lb, cos_b) = at(samples.view_a), at(samples.view_b)
-    d = la - lb
+    N, V = verts.shape[:2]
+    if plan is None:
+        plan = PhotoPlan.build(samples, faces, N, V, verts.dtype)
+    feats = [cameras.project(verts, (size, size))[..., :2], normals]
+    if min_cos > 0:
+        feats.append(cameras.view_dirs(verts).detach())  # towards each camera
+    at = plan.lookup(torch.cat(feats, -1).reshape(N * V, -1))  # (2K, 5 or 8), sorted by view
+    n = at[:, 2:5] / torch.linalg.vector_norm(at[:, 2:5], dim=-1, keepdim=True).clamp_min(1e-12)
+    d = plan.diff(_log_albedo(at[:, :2], n, logs, sh_coeffs, plan.ranges, size, min_shading))
     rho = torch.sqrt(d ** 2 + eps ** 2) - eps
     if min_cos <= 0:
         return rho.mean()
     # points seen at a grazing angle in either view: a small geometry error moves them far in the photo
-    wt = ((torch.minimum(cos_a, cos_b) - min_cos) / 0.2).clamp(0, 1)[:, None]
+    cos = (n.detach() * at[:, 5:8].detach()).sum(-1).abs()
+    wt = ((torch.minimum(cos[plan.pos_a], cos[plan.pos_b]) - min_cos) / 0.2).clamp(0, 1)[:, None]
     return (rho * wt).sum() / (wt.sum() * rho.shape[1]).clamp_min(1e-12)

@@ -64,6 +64,33 @@ def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
     return vertex_normals_cm(verts, faces).view(3, B, V).permute(1, 2, 0)
 
 
+class VertexNormals:
+    """:func:`vertex_normals` for one fixed triangle list, as two fixed sparse maps (face edges from
+    vertices, face normals onto vertices): for a fitter that evaluates the normals of the same faces
+    at every step, forward and backward are a few sparse products instead of gathers and
+    scatter-adds. ``VertexNormals(faces, V, dtype)(verts (B, V, 3)) -> (B, V, 3)`` unit normals."""
+
+    def __init__(self, faces: Tensor, num_vertices: int, dtype: torch.dtype = torch.float32):
+        from ..utils.sparse import FixedSparse
+
+        f = faces.long()
+        F, dev = f.shape[0], f.device
+        r = torch.arange(F, device=dev)
+        one = torch.ones(F, dtype=dtype, device=dev)
+        self.num_faces, self.num_vertices = F, int(num_vertices)
+        self.edges = FixedSparse(torch.cat([r, r, r + F, r + F]), torch.cat([f[:, 1], f[:, 0], f[:, 2], f[:, 0]]),
+                                 torch.cat([one, -one, one, -one]), (2 * F, self.num_vertices))
+        self.gather = FixedSparse(f.T.reshape(-1), r.repeat(3), one.repeat(3), (self.num_vertices, F))
+
+    def __call__(self, verts: Tensor) -> Tensor:
+        B, V, _ = verts.shape
+        e = self.edges(verts.permute(1, 0, 2).reshape(V, B * 3)).view(2, self.num_faces, B, 3)
+        fn = torch.linalg.cross(e[0], e[1], dim=-1)  # (F, B, 3), |fn| = 2 * area
+        acc = self.gather(fn.reshape(self.num_faces, B * 3)).view(V, B, 3)
+        n = acc / torch.linalg.vector_norm(acc, dim=-1, keepdim=True).clamp_min(1e-12)
+        return n.permute(1, 0, 2)
+
+
 def vertex_normals_cm(verts: Tensor, faces: Tensor) -> Tensor:
     """Unit vertex normals in a coordinate-major (3, B*V) layout.
 
