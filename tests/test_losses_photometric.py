@@ -70,6 +70,55 @@ def test_grazing_points_count_less(model):
     assert nothing_left == 0
 
 
+def _indexed_reference(verts, normals, faces, cameras, size, logs, sh, samples, eps=0.02, min_cos=0.0):
+    """The loss written with plain advanced indexing, one sample at a time per side (what
+    :class:`PhotoPlan`'s sparse maps must reproduce)."""
+    import torch.nn.functional as F
+    from mfnet.render.shading import sh_shading
+
+    sv = cameras.project(verts, (size, size))[..., :2]
+    dirs = cameras.view_dirs(verts)
+    tri, w = faces[samples.face_idx], samples.bary[..., None].to(verts.dtype)
+
+    def side(view):
+        pts = (sv[view[:, None], tri] * w).sum(1)
+        n = (normals[view[:, None], tri] * w).sum(1)
+        n = n / n.norm(dim=-1, keepdim=True)
+        grid = (pts / size * 2 - 1)[:, None, None, :]
+        colour = F.grid_sample(logs[view], grid, align_corners=False, padding_mode="border")[:, :, 0, 0]
+        shade = torch.stack([sh_shading(n[k][None, None], sh[view[k]][None])[0, 0] for k in range(len(view))])
+        cos = (n * (dirs[view[:, None], tri] * w).sum(1)).sum(-1).abs()
+        return colour - shade.clamp_min(0.05).log(), cos
+
+    (la, ca), (lb, cb) = side(samples.view_a), side(samples.view_b)
+    rho = torch.sqrt((la - lb) ** 2 + eps ** 2) - eps
+    if min_cos <= 0:
+        return rho.mean()
+    wt = ((torch.minimum(ca, cb) - min_cos) / 0.2).clamp(0, 1)[:, None]
+    return (rho * wt).sum() / (wt.sum() * rho.shape[1])
+
+
+@pytest.mark.parametrize("min_cos", [0.0, 0.4])
+def test_sparse_plan_equals_the_indexed_formula(model, min_cos):
+    from mfnet.losses.photometric import PhotoPlan
+
+    size = 128
+    subj = render_subject(model, (-50.0, 0.0, 30.0), image_size=size, seed=4)
+    verts = subj.vertices.double()
+    faces = model.faces
+    normals = vertex_normals(verts, faces)
+    cams = WeakPerspectiveCameras(subj.cameras.scale.double(), subj.cameras.trans.double())
+    samples = covisible_samples(verts, faces, cams, size, max_points_per_pair=150,
+                                generator=torch.Generator().manual_seed(0))
+    logs, sh = log_images(subj.images.double(), 0.5), subj.sh_coeffs.double() * 1.1
+    ref = _indexed_reference(verts, normals, faces, cams, size, logs, sh, samples, min_cos=min_cos)
+    plan = PhotoPlan.build(samples, faces, verts.shape[0], verts.shape[1], torch.float64)
+    got = photometric_consistency_loss(verts, normals, faces, cams, size, logs, sh, samples, min_cos=min_cos,
+                                       plan=plan)
+    assert ref > 0
+    torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-12)
+
+
 def test_gradients_match_finite_differences():
     torch.manual_seed(0)
     ys, xs = torch.meshgrid(torch.linspace(-0.5, 0.5, 4), torch.linspace(-0.5, 0.5, 4), indexing="ij")
