@@ -36,7 +36,7 @@ class FitConfig:
     crop_size: int = 256
     iters_pose: int = 60
     iters_shape: int = 150
-    iters_flow: int = 60
+    iters_flow: int = 40
     flow_every: int = 15  # recompute flow correspondences every k steps
     lr_rotation: float = 0.01  # Adam learning rates per parameter group (cosine-decayed per stage)
     lr_scale: float = 0.01
@@ -63,9 +63,9 @@ class FitConfig:
     seed: int = 0
     disabled_losses: tuple[str, ...] = ()  # any of multiop, singlelmk, eye, lip, reg, photo (ablations)
     # Photometric stage (beyond the paper; multi-view only): per-view SH lights fitted first (a
-    # quarter of the steps), then shape/expression/pose with the multi-view photometric consistency
+    # quarter of the steps, at most 60), then shape/expression/pose with the multi-view photometric consistency
     # term. Measured on the synthetic benchmark: docs/benchmarks.md. 0 switches it off.
-    iters_photo: int = 180
+    iters_photo: int = 240
     w_photo: float = 1.0
     # The detector's landmarks are biased (several pixels at ±60°) and a strong prior shrinks the shape
     # towards the mean: at the true parameters both cost more than the photometric term gains. So the
@@ -78,14 +78,14 @@ class FitConfig:
     photo_min_cos: float = 0.4  # down-weight points seen at a grazing angle (|cos| below this + 0.2)
     lr_light: float = 0.02
     photo_lr_scale: float = 1.0  # learning rates of the photometric stage, relative to the others
-    photo_points: int = 1500  # surface points sampled per ordered view pair
+    photo_points: int = 1000  # surface points sampled per ordered view pair
 
 
 PRESETS: dict[str, FitConfig] = {
     "fast": FitConfig(crop_size=192, iters_pose=40, iters_shape=80, iters_flow=0, iters_photo=0, texture_size=256),
     "default": FitConfig(),
     "best": FitConfig(crop_size=320, iters_pose=80, iters_shape=250, iters_flow=150, flow_every=10,
-                      iters_photo=450, texture_size=1024),
+                      iters_photo=900, photo_points=1500, texture_size=1024),
 }
 
 
@@ -183,7 +183,7 @@ class MultiViewFitter:
                    cam_keys + ["shape", "expr", "jaw"])]
         if cfg.iters_photo > 0 and N > 1 and "photo" not in cfg.disabled_losses:
             params["sh"] = self._initial_lights(N).requires_grad_()
-            stages += [("light", max(1, cfg.iters_photo // 4), ["sh"]),
+            stages += [("light", min(60, max(1, cfg.iters_photo // 4)), ["sh"]),  # lights settle fast
                        ("photo", cfg.iters_photo, cam_keys + ["shape", "expr", "jaw", "sh"])]
             photo = {"images": views.images}
         else:
