@@ -79,13 +79,14 @@ class FitConfig:
     lr_light: float = 0.02
     photo_lr_scale: float = 1.0  # learning rates of the photometric stage, relative to the others
     photo_points: int = 1000  # surface points sampled per ordered view pair
+    photo_refresh_every: int = 20  # new samples (and the next blur level) every k steps of the light/photo stages
 
 
 PRESETS: dict[str, FitConfig] = {
     "fast": FitConfig(crop_size=192, iters_pose=40, iters_shape=80, iters_flow=0, iters_photo=0, texture_size=256),
     "default": FitConfig(),
     "best": FitConfig(crop_size=320, iters_pose=80, iters_shape=250, iters_flow=150, flow_every=10,
-                      iters_photo=900, photo_points=1500, texture_size=1024),
+                      iters_photo=900, photo_points=1500, photo_refresh_every=10, texture_size=1024),
 }
 
 
@@ -233,7 +234,7 @@ class MultiViewFitter:
         rots, transl = self._view_rotations(params, N), self._translation(params, N)
         if name == "light":  # only the lights move: every other term is a constant here
             return {"photo": cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
-                                                            refresh=it % cfg.flow_every == 0, lights_only=True)}
+                                                            refresh=it % cfg.photo_refresh_every == 0, lights_only=True)}
         cams = self._cameras(params)
         out = self._forward(params["shape"], params["expr"], params["jaw"], rots, landmarks_only=True,
                             translation=transl)
@@ -259,7 +260,7 @@ class MultiViewFitter:
             terms["reg"] = regularisation(sh, params["expr"], w_s, w_e)
         if name == "photo":
             terms["photo"] = cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
-                                                            refresh=it % cfg.flow_every == 0, step=it)
+                                                            refresh=it % cfg.photo_refresh_every == 0, step=it)
         if name == "flow":
             pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
             if "corr" not in flow_state or it % cfg.flow_every == 0:

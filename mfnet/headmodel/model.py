@@ -233,11 +233,11 @@ class VertexSubset:
         vid = vertex_ids.to(model.v_template.device, torch.long)
         self.model, self.vertex_ids = model, vid
         self.template = model.v_template[vid]
-        self.shapedirs = flat_dirs(model.shapedirs[vid])
+        cols = (vid[:, None] * 3 + torch.arange(3, device=vid.device)).reshape(-1)
+        self.shapedirs = model._dirs_flat[:, cols]  # (K, 3 * len(vid)), the layout lbs multiplies fastest
         self.weights = model.lbs_weights[vid].contiguous()
         self.posedirs = None
         if model.posedirs is not None:
-            cols = (vid[:, None] * 3 + torch.arange(3, device=vid.device)).reshape(-1)
             self.posedirs = model.posedirs[:, cols].contiguous()
 
     def __call__(self, shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor,
