@@ -1,6 +1,6 @@
 """End-to-end speed of `mfnet.reconstruct` on 3 synthetic 512 px views, per stage, per preset.
 
-    .venv/bin/python benchmarks/bench_speed.py [--threads 2] [--runs 3]
+    .venv/bin/python benchmarks/bench_speed.py [--threads 2] [--runs 3] [--presets fast,default,best]
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--presets", default="fast,default,best", help="comma-separated presets to time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = load_head_model()
@@ -32,7 +33,7 @@ def main():
     keys = ["detect", "fit.pose", "fit.shape", "fit.flow", "fit.light", "fit.photo", "texture", "total"]
     print("| preset | " + " | ".join(keys) + " |")
     print("| --- " * (len(keys) + 1) + "|")
-    for preset in ("fast", "default", "best"):
+    for preset in args.presets.split(","):
         runs = [reconstruct(images, model=model, preset=preset, progress=False).timings for _ in range(args.runs)]
         med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
         print(f"| {preset} | " + " | ".join(f"{med[k]:.2f}" for k in keys) + " |")

@@ -65,7 +65,7 @@ class FitConfig:
     # Photometric stage (beyond the paper; multi-view only): per-view SH lights fitted first (a
     # quarter of the steps, at most 60), then shape/expression/pose with the multi-view photometric consistency
     # term. Measured on the synthetic benchmark: docs/benchmarks.md. 0 switches it off.
-    iters_photo: int = 240
+    iters_photo: int = 200
     w_photo: float = 1.0
     # The detector's landmarks are biased (several pixels at ±60°) and a strong prior shrinks the shape
     # towards the mean: at the true parameters both cost more than the photometric term gains. So the
