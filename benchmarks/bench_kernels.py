@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 import warnings
 
 import torch
@@ -25,16 +24,11 @@ from mfnet.headmodel import load_head_model
 from mfnet.render.shading import VertexNormals, vertex_normals
 from mfnet.utils.sparse import FixedSparse
 
+from _common import run_times  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 
 def _ms(fn, runs: int = 30) -> float:
-    for _ in range(3):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(ts)
+    return 1e3 * statistics.median(run_times(fn, runs, warmup=3))
 
 
 def main():
