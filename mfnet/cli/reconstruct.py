@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="head model name or .npz (default: ict-facekit)")
     p.add_argument("--preset", default="default", choices=["fast", "default", "best"],
                    help="fast: landmarks only (~0.5 s for 3 views on 2 CPU cores); default: + multi-view flow "
-                        "and photometric stages (~8 s); best: larger crops, 900 photometric steps (~45 s, "
+                        "and photometric stages (~8 s); best: 384 px crops, 900 photometric steps (~50 s, "
                         "most accurate)")
     p.add_argument("--method", nargs="+", default=["fit"], metavar=("fit|net|net+fit", "CKPT"),
                    help="'fit' (optimisation, default), 'net CKPT' (MFNet network prediction) or "

@@ -85,7 +85,7 @@ class FitConfig:
 PRESETS: dict[str, FitConfig] = {
     "fast": FitConfig(crop_size=192, iters_pose=40, iters_shape=80, iters_flow=0, iters_photo=0, texture_size=256),
     "default": FitConfig(),
-    "best": FitConfig(crop_size=320, iters_pose=80, iters_shape=250, iters_flow=150, flow_every=10,
+    "best": FitConfig(crop_size=384, iters_pose=80, iters_shape=250, iters_flow=150, flow_every=10,
                       iters_photo=900, photo_points=1500, photo_refresh_every=10, texture_size=1024),
 }
 
