@@ -189,3 +189,23 @@ def test_switch_landmark_embedding(tmp_path):
     assert torch.allclose(m(shape, landmarks_only=True).landmarks, switched.landmarks)
     m.use_landmark_embedding("static")
     assert torch.allclose(m(shape).landmarks, static)
+
+
+def test_one_coefficient_row_serves_every_pose(data):
+    """One head seen in several views: a single shape/expression row broadcast over the poses gives
+    exactly what the row repeated per pose gives (full mesh, landmarks-only path, vertex subsets),
+    and a row count that fits neither is refused."""
+    m = HeadModel(data, dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    shape = torch.randn(1, m.n_shape, generator=g, dtype=torch.float64)
+    expr = torch.randn(1, m.n_expr, generator=g, dtype=torch.float64)
+    pose = 0.3 * torch.randn(3, 15, generator=g, dtype=torch.float64)
+    one, rep = m(shape, expr, pose), m(shape.expand(3, -1), expr.expand(3, -1), pose)
+    torch.testing.assert_close(one.vertices, rep.vertices)
+    torch.testing.assert_close(one.landmarks, rep.landmarks)
+    fast = m(shape, expr, pose, landmarks_only=True)
+    torch.testing.assert_close(fast.landmarks, rep.landmarks)
+    ids = torch.arange(0, m.num_vertices, 3)
+    torch.testing.assert_close(m.vertex_subset(ids)(shape, expr, pose), rep.vertices[:, ids])
+    with pytest.raises(ValueError, match="coefficient rows"):
+        m.vertex_subset(ids)(shape.expand(2, -1), expr.expand(2, -1), pose)

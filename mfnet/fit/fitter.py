@@ -63,8 +63,8 @@ class FitConfig:
     seed: int = 0
     disabled_losses: tuple[str, ...] = ()  # any of multiop, singlelmk, eye, lip, reg, photo (ablations)
     # Photometric stage (beyond the paper; multi-view only): per-view SH lights fitted first (a
-    # quarter of the steps, at most 60), then shape/expression/pose with the multi-view photometric consistency
-    # term. Measured on the synthetic benchmark: docs/benchmarks.md. 0 switches it off.
+    # quarter of the steps, at most 60), then shape/expression/pose with the multi-view photometric
+    # consistency term. Measured on the synthetic benchmark: docs/benchmarks.md. 0 switches it off.
     iters_photo: int = 200
     w_photo: float = 1.0
     # The detector's landmarks are biased (several pixels at ±60°) and a strong prior shrinks the shape
@@ -132,7 +132,6 @@ class MultiViewFitter:
 
     # -------------------------------------------------------------- helpers
     def _forward(self, shape, expr, jaw, rot, landmarks_only: bool = False, translation=None):
-        n = rot.shape[0]
         head = HeadParams(shape, expr, jaw)
         return self.model(shape[None], expr[None], head.pose(rot), translation=translation,
                           dynamic_contour=self.cfg.dynamic_contour, landmarks_only=landmarks_only)
@@ -200,7 +199,7 @@ class MultiViewFitter:
             if name == "photo":  # a narrow basin: small steps (the lights keep their own rate)
                 lrs = {k: v * (1.0 if k == "sh" else cfg.photo_lr_scale) for k, v in lrs.items()}
             opt = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k]} for k in keys if params[k].requires_grad],
-                                   fused=True)  # one kernel for all groups: less per-step overhead
+                                   fused=True)  # fused update: less per-step overhead
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iters, eta_min=0.0)
             flow_state = {}
             hist = history.setdefault(name, [])
@@ -233,8 +232,9 @@ class MultiViewFitter:
         S, N, dev = views.size, len(views), params["shape"].device
         rots, transl = self._view_rotations(params, N), self._translation(params, N)
         if name == "light":  # only the lights move: every other term is a constant here
-            return {"photo": cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
-                                                            refresh=it % cfg.photo_refresh_every == 0, lights_only=True)}
+            refresh = it % cfg.photo_refresh_every == 0
+            return {"photo": cfg.w_photo * self._photo_term(params, views, rots, transl, photo, refresh=refresh,
+                                                            lights_only=True)}
         cams = self._cameras(params)
         out = self._forward(params["shape"], params["expr"], params["jaw"], rots, landmarks_only=True,
                             translation=transl)

@@ -61,7 +61,7 @@ def vertices2joints(J_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.
 def flat_dirs(dirs: torch.Tensor) -> torch.Tensor:
     """Blend directions ``(V, 3, K)`` laid out as ``(K, 3V)``, one contiguous row per coefficient: the
     layout in which ``coeffs @ dirs`` is fastest (a few coefficient rows against a wide matrix; on CPU
-    3-5x faster than multiplying by the transposed ``(3V, K)`` view, measured in docs/benchmarks.md)."""
+    2-4x faster than multiplying by the transposed ``(3V, K)`` view, measured in docs/benchmarks.md)."""
     V, C, K = dirs.shape
     return dirs.reshape(V * C, K).T.contiguous()
 
