@@ -121,14 +121,12 @@ class HeadModel(nn.Module):
         vid = torch.as_tensor(ids.astype(np.int64), device=dev)
         Jt = data.J_regressor.astype(np.float64) @ data.v_template.astype(np.float64)
         Jd = np.einsum("jv,vck->jck", data.J_regressor.astype(np.float64), self.shapedirs.detach().double().cpu().numpy())
-        posedirs = None
-        if self.posedirs is not None:
-            cols = (vid[:, None] * 3 + torch.arange(3, device=dev)).reshape(-1)
-            posedirs = self.posedirs[:, cols].contiguous()
+        cols = xyz_columns(vid)
+        posedirs = None if self.posedirs is None else self.posedirs[:, cols].contiguous()
         subset = {"_lmk_vids": vid, "_lmk_faces_remap": torch.as_tensor(remap[data.faces], device=dev),
                   "_J_template": torch.as_tensor(Jt, dtype=dtype, device=dev),
                   "_J_dirs": flat_dirs(torch.as_tensor(Jd, dtype=dtype, device=dev)),
-                  "_lmk_template": self.v_template[vid].clone(), "_lmk_shapedirs": flat_dirs(self.shapedirs[vid]),
+                  "_lmk_template": self.v_template[vid].clone(), "_lmk_shapedirs": self._dirs_flat[:, cols],
                   "_lmk_weights": self.lbs_weights[vid].contiguous(), "_lmk_posedirs": posedirs}
         for name, value in subset.items():
             self.register_buffer(name, value, persistent=False)
@@ -224,6 +222,11 @@ class HeadModel(nn.Module):
         return HeadOutput(vertices=verts, landmarks=landmarks, joints=joints, mp_landmarks=mp)
 
 
+def xyz_columns(vertex_ids: torch.Tensor) -> torch.Tensor:
+    """Columns ``3i, 3i+1, 3i+2`` of each vertex ``i`` in a ``(., 3V)`` array (flat blend/pose directions)."""
+    return (vertex_ids[:, None] * 3 + torch.arange(3, device=vertex_ids.device)).reshape(-1)
+
+
 class VertexSubset:
     """Pose a fixed subset of a :class:`HeadModel`'s vertices, with the bases gathered once.
 
@@ -233,7 +236,7 @@ class VertexSubset:
         vid = vertex_ids.to(model.v_template.device, torch.long)
         self.model, self.vertex_ids = model, vid
         self.template = model.v_template[vid]
-        cols = (vid[:, None] * 3 + torch.arange(3, device=vid.device)).reshape(-1)
+        cols = xyz_columns(vid)
         self.shapedirs = model._dirs_flat[:, cols]  # (K, 3 * len(vid)), the layout lbs multiplies fastest
         self.weights = model.lbs_weights[vid].contiguous()
         self.posedirs = None

@@ -14,6 +14,7 @@ per step: the sample points are refreshed every few steps, the photos are sample
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
 import torch.nn.functional as F
@@ -112,9 +113,7 @@ class PhotoPlan:
         one = torch.ones(K, dtype=dtype, device=dev)
         diff = FixedSparse(torch.cat([k, k]), torch.cat([pos[:K], pos[K:]]), torch.cat([one, -one]), (K, 2 * K))
         counts = torch.bincount(vs, minlength=num_views).tolist()
-        starts = [0]
-        for c in counts:
-            starts.append(starts[-1] + c)
+        starts = [0, *accumulate(counts)]
         ranges = [(v, starts[v], starts[v + 1]) for v in range(num_views) if counts[v]]
         return cls(lookup, diff, ranges, pos[:K], pos[K:])
 
