@@ -38,8 +38,13 @@ def load_identity(path: str | os.PathLike, n_shape: int) -> torch.Tensor:
     try:
         with np.load(path) as z:
             shape = np.asarray(z["shape"], dtype=np.float32).reshape(-1)
-    except Exception as exc:
-        raise MfnetError(f"{path}: cannot read a 'shape' array from it ({exc}); pass an mfnet params.npz") from None
+    except KeyError:
+        raise MfnetError(f"{path}: has no 'shape' array; pass the params.npz of an earlier mfnet reconstruction") from None
+    except Exception:
+        from .utils.io import npz_problem
+
+        raise MfnetError(f"{path}: not a readable params.npz: {npz_problem(path)}; pass the params.npz of an "
+                         "earlier mfnet reconstruction") from None
     if shape.shape[0] < n_shape:
         raise MfnetError(f"{path}: has {shape.shape[0]} shape coefficients, the model needs {n_shape} "
                          "(was it made with another head model?)")
@@ -78,7 +83,10 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
         model.use_landmark_embedding("static")
     timings["load_model"] = time.perf_counter() - t0
 
+    say = log.info if progress else log.debug
     t = time.perf_counter()
+    if views is None:
+        say("detecting faces in %d photo(s) ...", len(images))
     caught: list[str] = []
     with warnings.catch_warnings(record=True) as wlist:
         warnings.simplefilter("always")
@@ -88,6 +96,7 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
         caught.append(str(w.message))
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     timings["detect"] = time.perf_counter() - t
+    say("detected faces in %d photo(s) in %.1f s", len(views), timings["detect"])
 
     fixed = load_identity(identity, model.n_shape) if identity is not None else None
     if method not in ("fit", "net", "net+fit"):
@@ -114,8 +123,10 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
         fitter = CalibratedFitter(model, crop_cameras(*rig, views), cfg, fixed_shape=fixed, progress=progress)
     else:
         fitter = MultiViewFitter(model, cfg, fixed_shape=fixed, progress=progress)
+    say("fitting the head to %d view(s) (preset %s) ...", len(views), preset)
     res = fitter.fit(views, init=init)
     timings["fit"] = time.perf_counter() - t
+    say("fitted in %.1f s", timings["fit"])
     timings.update({f"fit.{k}": v for k, v in res.timings.items()})
 
     t = time.perf_counter()
@@ -137,8 +148,10 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     caught += _consistency_warnings(fitted, detected, views)
     texture = None
     if model.has_uvs:
+        say("fusing the texture ...")
         texture = _texture(model, views, posed.vertices, vp, cfg)
     timings["texture"] = time.perf_counter() - t
+    say("texture and landmarks in %.1f s", timings["texture"])
     timings["total"] = time.perf_counter() - t0
     rec = Reconstruction(
         model_name=model.name, head=head.detach(), views=vp.detach(), vertices=canon.vertices[0].cpu().numpy(),

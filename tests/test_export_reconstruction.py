@@ -14,6 +14,7 @@ from mfnet.export.cameras import (apply_affine, estimate_pivot, posed_from_pivot
                                   axis_angle_to_matrix)
 from mfnet.export.mesh import read_obj
 from mfnet.export.reconstruction import draw_overlay, view_stems, write_reconstruction
+from mfnet.utils.io import MANIFEST
 from mfnet.export.report import build_report, loss_curve_svg, viewer_mesh
 from mfnet.headmodel.landmarks import NOW_LANDMARKS
 from mfnet.headmodel.model import HeadModel
@@ -81,7 +82,7 @@ def _siblings(path):
 def test_writes_every_file(tmp_path, record):
     rec, posed, photos, _ = record
     out = write_reconstruction(rec, tmp_path / "out", posed_vertices=posed, photos=photos)
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if p.name != MANIFEST)
     assert names == sorted(["mesh.obj", "mesh.mtl", "texture.png", "mesh.ply", "mesh.glb", "params.npz",
                             "params.json", "landmarks.json", "report.html", "overlay_front.png",
                             "overlay_left_side.png", "overlay_front_2.png"])
@@ -173,20 +174,43 @@ def test_pivot_conventions(record):
     np.testing.assert_allclose(piv, root, atol=2e-3)
 
 
-def test_existing_out_dir_is_replaced(tmp_path, record):
+def test_rewriting_an_output_folder_replaces_only_mfnet_files(tmp_path, record):
     rec, posed, photos, _ = record
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
+    out = write_reconstruction(rec, tmp_path / "out", posed_vertices=posed)  # textured: mesh.mtl, texture.png
+    assert {"mesh.mtl", "texture.png"} <= {p.name for p in out.iterdir()}
     rec2, *_ = make_record(texture=False, light=False)
-    write_reconstruction(rec2, out, posed_vertices=posed)
+    write_reconstruction(rec2, out, posed_vertices=posed)  # an mfnet folder: no --overwrite needed
     names = {p.name for p in out.iterdir()}
-    assert "stale.txt" not in names and "mesh.mtl" not in names and "texture.png" not in names
+    assert "mesh.mtl" not in names and "texture.png" not in names  # stale mfnet files go
     assert "mtllib" not in (out / "mesh.obj").read_text()
     assert {"mesh.obj", "params.npz", "report.html"} <= names
-    assert _siblings(out) == []
+    assert _siblings(out) == [] and not any(p.name.startswith(".mfnet-tmp") for p in out.iterdir())
     with np.load(out / "params.npz") as z:
         assert "light" not in z.files
+
+
+def test_foreign_files_are_never_lost(tmp_path, record):
+    from mfnet.errors import MfnetError
+
+    rec, posed, photos, _ = record
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    (out / "sub" / "data.bin").write_bytes(b"123")
+    with pytest.raises(MfnetError, match="did not write.*--overwrite"):
+        write_reconstruction(rec, out, posed_vertices=posed)
+    write_reconstruction(rec, out, posed_vertices=posed, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "sub" / "data.bin").read_bytes() == b"123"
+    assert (out / "mesh.obj").exists()
+    rec2, *_ = make_record(texture=False, light=False)
+    write_reconstruction(rec2, out, posed_vertices=posed, overwrite=True)  # stale mfnet files go, the user's stay
+    assert not (out / "texture.png").exists() and (out / "notes.txt").read_text() == "mine"
+    # an existing file as the output folder: an error, the file untouched
+    f = tmp_path / "afile"
+    f.write_text("keep")
+    with pytest.raises(MfnetError, match="existing file"):
+        write_reconstruction(rec, f, posed_vertices=posed)
+    assert f.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "out"]
 
 
 def test_failure_leaves_previous_output(tmp_path, record, monkeypatch):
@@ -214,7 +238,7 @@ def test_failure_leaves_previous_output(tmp_path, record, monkeypatch):
 def test_formats_and_errors(tmp_path, record):
     rec, posed, photos, _ = record
     out = write_reconstruction(rec, tmp_path / "ply", formats=("ply",), report=False)
-    assert sorted(p.name for p in out.iterdir()) == ["landmarks.json", "mesh.ply", "params.json", "params.npz",
+    assert sorted(p.name for p in out.iterdir() if p.name != MANIFEST) == ["landmarks.json", "mesh.ply", "params.json", "params.npz",
                                                       "texture.png"]
     with pytest.raises(ValueError, match="unknown mesh format"):
         write_reconstruction(rec, tmp_path / "x", formats=("stl",))

@@ -172,10 +172,22 @@ def test_batch_mode_skips_bad_subjects(model, astronaut_path, tmp_path, capsys):
     Image.open(astronaut_path).save(root / "good" / "front.png")
     Image.fromarray(np.full((300, 300, 3), 200, np.uint8)).save(root / "bad" / "front.png")
     out = tmp_path / "batch"
-    assert main(["reconstruct", "--batch", str(root), "--out", str(out), "--preset", "fast", "--no-report"]) == 0
+    # exit 1: some subjects failed (2 would mean all of them)
+    assert main(["reconstruct", "--batch", str(root), "--out", str(out), "--preset", "fast", "--no-report"]) == 1
     text = capsys.readouterr()
     assert "1/2 subjects reconstructed" in text.out and "bad" in text.err
     assert (out / "good" / "mesh.obj").exists() and not (out / "bad").exists()
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert rows[0].startswith("subject,status") and len(rows) == 3
+    assert rows[1].startswith("bad,failed") and rows[2].startswith("good,ok")
+    # the same photos as the output: each subject folder holds foreign files (the photos) -> refused first
+    assert main(["reconstruct", "--batch", str(root), "--out", str(root), "--preset", "fast"]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert sorted(p.name for p in (root / "good").iterdir()) == ["front.png"]
+    # all subjects failing -> exit 2
+    (root / "good" / "front.png").unlink()
+    Image.fromarray(np.full((300, 300, 3), 200, np.uint8)).save(root / "good" / "front.png")
+    assert main(["reconstruct", "--batch", str(root), "--out", str(tmp_path / "b2"), "--preset", "fast"]) == 2
 
 
 def test_huge_photo_and_duplicated_view(model, tmp_path):

@@ -8,6 +8,8 @@ import logging
 import time
 from pathlib import Path
 
+from ..utils.threads import add_threads_argument
+
 log = logging.getLogger(__name__)
 
 
@@ -18,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=512, help="render size in pixels (default 512)")
     p.add_argument("--preset", default="default", choices=["fast", "default", "best"])
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing folder that holds other files (those files are left alone)")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_demo)
 
 
@@ -33,8 +38,9 @@ def cmd_demo(args) -> int:
     from ..export.preview import save_png
     from ..headmodel.registry import load_head_model
     from ..pipeline import reconstruct
-    from ..utils.io import atomic_dir
+    from ..utils.io import check_output_dir, output_dir
 
+    out = check_output_dir(Path(args.out), overwrite=args.overwrite)
     t0 = time.perf_counter()
     model = load_head_model(args.model)
     t_model = time.perf_counter() - t0
@@ -43,8 +49,7 @@ def cmd_demo(args) -> int:
     subj = render_subject(model, yaws, image_size=args.size, seed=args.seed)
     t_render = time.perf_counter() - t1
     images = list(to_uint8(subj.images))
-    out = Path(args.out)
-    with atomic_dir(out) as tmp:
+    with output_dir(out, overwrite=args.overwrite) as tmp:
         inputs = tmp / "inputs"
         inputs.mkdir()
         paths = [save_png(inputs / f"view_{int(y):+d}.png", img) for img, y in zip(images, yaws)]

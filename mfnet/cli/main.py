@@ -1,4 +1,8 @@
-"""`mfnet` command line: ``mfnet <command> ...``. Expected errors print one line and exit 2."""
+"""`mfnet` command line: ``mfnet <command> ...``. Expected errors print one line and exit 2.
+
+Ctrl-C and SIGTERM print one line, remove temporary files and exit 130 / 143. Heavy commands take
+``--threads N``; the thread count is set for torch, OpenCV and OpenMP before the command runs.
+"""
 from __future__ import annotations
 
 import argparse
@@ -40,21 +44,39 @@ def _optional_commands(sub) -> None:
     register_bench(sub)
 
 
+def _apply_threads(args) -> None:
+    n = getattr(args, "threads", None)
+    if n is not None and n < 1:
+        raise MfnetError(f"--threads {n}: give a number of threads of at least 1")
+    if hasattr(args, "threads"):
+        from ..utils.threads import set_threads
+
+        args.threads_used = set_threads(n)
+        logging.getLogger(__name__).debug("using %d CPU threads", args.threads_used)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    from ..utils.io import cleanup_on_signals
+
+    verbose = False
     try:
+        cleanup_on_signals()
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        verbose = args.verbose
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+        warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+        _apply_threads(args)
         return int(args.func(args) or 0)
     except MfnetError as exc:
-        if args.verbose:
+        if verbose:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", None)
+        print("terminated" if signum else "interrupted", file=sys.stderr)
+        return 128 + (signum or 2)
 
 
 if __name__ == "__main__":  # pragma: no cover

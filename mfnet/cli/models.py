@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import MfnetError
+from ..utils.threads import add_threads_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("name", nargs="?", default=None, help="installed model name (default: ict-facekit)")
     q.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dlib"])
     q.add_argument("--dense", action="store_true", help="also calibrate MediaPipe's 478-point mesh")
+    add_threads_argument(q)
     q.set_defaults(func=cmd_calibrate)
 
     q = msub.add_parser("show", help="print counts and render a turntable PNG of a model")
@@ -48,11 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", help="turntable PNG path (default: ./<name>-turntable.png)")
     q.add_argument("--views", type=int, default=8, help="number of yaw angles (default 8)")
     q.add_argument("--size", type=int, default=256, help="pixels per view (default 256)")
+    add_threads_argument(q)
     q.set_defaults(func=cmd_show)
 
 
 def _convert_options(q: argparse.ArgumentParser) -> None:
-    from ..headmodel.ict import DEFAULT_REGIONS, REGIONS
+    from ..headmodel.ict_regions import DEFAULT_REGIONS, REGIONS
 
     q.add_argument("--regions", default=",".join(DEFAULT_REGIONS),
                    help=f"comma-separated regions to keep, from: {', '.join(REGIONS)} (default: %(default)s)")
@@ -60,7 +63,7 @@ def _convert_options(q: argparse.ArgumentParser) -> None:
 
 
 def _convert_kwargs(args) -> dict:
-    from ..headmodel.ict import REGIONS
+    from ..headmodel.ict_regions import REGIONS
 
     regions = tuple(r.strip() for r in args.regions.split(",") if r.strip())
     unknown = [r for r in regions if r not in REGIONS]

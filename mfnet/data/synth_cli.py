@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import MfnetError
+from ..utils.threads import add_threads_argument
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def write_synthetic(out: str | Path, n_subjects: int, yaws: Sequence[float], ima
 
     from ..export.preview import save_png
     from ..headmodel.registry import load_head_model
-    from ..utils.io import atomic_dir
+    from ..utils.io import output_dir
     from .synthetic import render_subject, to_uint8
 
     model = model if model is not None else load_head_model(model_name)
@@ -51,7 +52,7 @@ def write_synthetic(out: str | Path, n_subjects: int, yaws: Sequence[float], ima
             continue
         s = render_subject(model, tuple(yaws), image_size, seed=seed * 100003 + i)
         files = [f"view_{int(round(y)):+03d}.png" for y in yaws]
-        with atomic_dir(folder) as tmp:
+        with output_dir(folder) as tmp:
             for f, img in zip(files, to_uint8(s.images)):
                 save_png(tmp / f, img)
             np.savez(tmp / "meta.npz", files=np.array(files), yaws=np.array(yaws, np.float32),
@@ -71,6 +72,7 @@ def register_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     # let `--views -60,0,60` through: argparse would take "-60,0,60" for an option
     p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(,-?[\d.]+)*$")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_synth)
 
 
@@ -89,6 +91,7 @@ def register_prepare(sub: argparse._SubParsersAction) -> None:
                    help="layout: folder (ROOT/<subject>/<view>.jpg), multipie, facescape (default folder)")
     p.add_argument("--cache", default=None, help="cache folder (default DATASET_DIR/.mfnet-cache)")
     p.add_argument("--backend", default="mediapipe", choices=("mediapipe", "dlib"))
+    add_threads_argument(p)
     p.set_defaults(func=cmd_prepare)
 
 

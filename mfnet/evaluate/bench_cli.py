@@ -4,20 +4,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..utils.threads import add_threads_argument
+
 QUICK = {"subjects": 2, "bins": ("0-5", "60-90"), "preset": "fast", "size": 256}
 
 
 def register(subparsers) -> None:
     """Add ``mfnet bench`` to an argparse subparsers object."""
-    from .bench import ANGLE_BINS
-
     p = subparsers.add_parser(
         "bench", help="synthetic multi-view benchmark: CD/MNE/CR per angle bin, 1 vs 3 views (./mfnet-bench)",
         description="Render random heads of the open model, reconstruct each from 1 photo (a query yaw drawn "
                     "in each angle bin) and from 3 photos (the query + -30/+30 degrees), and report FaceScape "
                     "CD/MNE/CR on the face region after pupil scaling and rigid alignment.")
     p.add_argument("--subjects", type=int, default=None, help="number of random subjects (default 4; 2 with --quick)")
-    p.add_argument("--bins", nargs="+", choices=list(ANGLE_BINS), default=None,
+    p.add_argument("--bins", nargs="+", choices=["0-5", "5-30", "30-60", "60-90"], default=None,
                    help="angle bins (default: all four)")
     p.add_argument("--preset", default=None, choices=["fast", "default", "best"],
                    help="fit preset (default: default; fast with --quick)")
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="benchmark seed (subjects and query yaws)")
     p.add_argument("--worst", type=int, default=3,
                    help="error heat-maps of the K worst subjects in the report (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_bench)
 
 
@@ -46,7 +46,7 @@ def cmd_bench(args) -> int:
     from ..headmodel.registry import load_head_model
     from .bench import run_benchmark, write_results
 
-    if args.threads:
+    if getattr(args, "threads", None):  # set by the command line already; kept for direct calls
         torch.set_num_threads(args.threads)
     q = QUICK if args.quick else {}
     subjects = args.subjects or q.get("subjects", 4)

@@ -25,6 +25,8 @@ import logging
 import time
 from pathlib import Path
 
+from ..utils.threads import add_threads_argument
+
 log = logging.getLogger(__name__)
 
 FACESCAPE_HELP = """\
@@ -69,6 +71,7 @@ def register(subparsers) -> None:
     fs.add_argument("--pred-units", choices=("gt", "mm"), default="gt",
                     help="prediction units: those of the GT (default) or mm (GT units x pupil_scale)")
     fs.add_argument("--allow-missing", action="store_true", help="evaluate only the GT items that have a prediction")
+    add_threads_argument(fs)
     fs.set_defaults(func=cmd_facescape)
 
     now = sub.add_parser("now", help="NoW: scan-to-mesh error after landmark + similarity alignment",
@@ -80,6 +83,7 @@ def register(subparsers) -> None:
     now.add_argument("--gt-units", choices=("auto", "m", "mm"), default="auto", help="scan units (default auto)")
     now.add_argument("--metrical", action="store_true", help="keep the predicted scale (rigid alignment only)")
     now.add_argument("--no-refine", action="store_true", help="landmark alignment only (no scan-to-mesh refinement)")
+    add_threads_argument(now)
     now.set_defaults(func=cmd_now)
 
 

@@ -1,7 +1,8 @@
 """Write a :class:`~mfnet.types.Reconstruction` to a folder, atomically.
 
-Layout of ``out_dir`` (everything is written into a temporary sibling folder first, which then
-replaces ``out_dir`` in one rename; on any error the previous ``out_dir`` is left untouched)::
+Layout of ``out_dir`` (written through :func:`mfnet.utils.io.output_dir`: a new folder appears whole in
+one rename; in an existing one only mfnet's own files are replaced, each atomically, and files mfnet did
+not write are never touched; on any error the previous ``out_dir`` is left as it was)::
 
     mesh.obj, mesh.mtl, texture.png   canonical head (view rotation 0), metres, y up, face +z
     mesh.ply, mesh.glb                same mesh (GLB textured when a texture is present)
@@ -30,7 +31,7 @@ import numpy as np
 
 from .. import __version__
 from ..headmodel.landmarks import NOW_LANDMARKS
-from ..utils.io import atomic_dir, atomic_path
+from ..utils.io import atomic_path, output_dir
 from . import cameras as cam
 from .mesh import write_glb, write_obj, write_ply
 from .preview import save_png
@@ -226,25 +227,6 @@ def _dump_json(path: Path, doc) -> None:
         tmp.write_text(json.dumps(_clean(doc), indent=1, allow_nan=False))
 
 
-def _umask() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
-
-
-def _relax_permissions(folder: Path) -> None:
-    """Temporary files/folders are created private (0600/0700); give the outputs the usual umask modes."""
-    mask = _umask()
-    for p in folder.iterdir():
-        if p.is_file():
-            os.chmod(p, 0o666 & ~mask)
-    os.chmod(folder, 0o777 & ~mask)
-
-
 def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> None:
     n = len(rec.names)
     head = rec.head
@@ -326,7 +308,8 @@ def _write_landmarks(d: Path, rec, stems, with_overlays: bool) -> None:
 
 def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None, photos=None,
                          formats=FORMATS, report: bool = True, pivot=None, original_sizes=None,
-                         model_version: str | None = None, focal_factor: float = 50.0) -> Path:
+                         model_version: str | None = None, focal_factor: float = 50.0, overwrite: bool = False,
+                         protect=()) -> Path:
     """Write ``rec`` into ``out_dir`` (replaced atomically; see the module docstring for the layout).
 
     Args:
@@ -339,6 +322,8 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
             (default: ``rec.original_sizes`` if present, else the photos are taken as the originals).
         model_version: recorded in params and report (default: ``rec.model_version`` if present).
         focal_factor: the OpenCV focal length in crop sizes (larger = closer to orthographic).
+        overwrite: write into an existing folder that holds files mfnet did not write (they are kept).
+        protect: paths never replaced (the input photos).
     Returns the output folder.
     """
     formats = tuple(formats)
@@ -355,7 +340,7 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
     model_version = model_version or getattr(rec, "model_version", None)
     warnings = list(rec.warnings) + cams.warnings
     faces = np.asarray(_np(rec.faces, np.int64))
-    with atomic_dir(out_dir) as tmp:
+    with output_dir(out_dir, overwrite=overwrite, protect=protect) as tmp:
         tmp = Path(tmp)
         _write_meshes(tmp, rec, formats)
         _write_params(tmp, rec, cams, stems, model_version)
@@ -378,5 +363,4 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
 
             write_report(tmp / "report.html", rec, cams=cams, overlays=overlays, warnings=warnings,
                          model_version=model_version, files=sorted(p.name for p in tmp.iterdir()) + ["report.html"])
-        _relax_permissions(tmp)
     return Path(out_dir)

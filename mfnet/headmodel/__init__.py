@@ -1,6 +1,18 @@
-"""Head models in the FLAME layout: file format, LBS layer, loaders and registry."""
-from .data import HeadModelData, HeadModelError
-from .model import HeadModel, HeadOutput
-from .registry import load_head_model, resolve_model_path
+"""Head models in the FLAME layout: file format, LBS layer, loaders and registry.
 
-__all__ = ["HeadModel", "HeadModelData", "HeadModelError", "HeadOutput", "load_head_model", "resolve_model_path"]
+Names load lazily (``from mfnet.headmodel import load_head_model`` imports torch only then), so the
+command line's help and argument checks stay fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {"HeadModelData": "data", "HeadModelError": "data", "HeadModel": "model", "HeadOutput": "model",
+          "load_head_model": "registry", "resolve_model_path": "registry"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

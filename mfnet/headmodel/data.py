@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MfnetError
+from ..utils.io import atomic_path, npz_problem
 
 FORMAT_VERSION = 1
 JOINT_NAMES = ("global", "neck", "jaw", "eye_left", "eye_right")
@@ -219,14 +219,9 @@ class HeadModelData:
         self.validate(str(path))
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent, prefix=f".{path.stem}.")
-        os.close(fd)
-        try:
-            np.savez_compressed(tmp, **self.to_arrays())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:  # the file gets the umask's mode, like any file the user writes
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **self.to_arrays())
         return path
 
     @staticmethod
@@ -235,8 +230,8 @@ class HeadModelData:
         try:
             with np.load(path, allow_pickle=False) as z:
                 return json.loads(str(z["meta"])) if "meta" in z.files else {}
-        except Exception as exc:
-            raise HeadModelError(f"{path}: not a readable mfnet head-model .npz ({exc})") from None
+        except Exception:
+            raise HeadModelError(f"{path}: not a readable mfnet head-model .npz: {npz_problem(path)}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "HeadModelData":
@@ -246,8 +241,9 @@ class HeadModelData:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except Exception as exc:  # zipfile/npz errors vary by cause
-            raise HeadModelError(f"{path}: not a readable mfnet head-model .npz ({exc})") from None
+        except Exception:  # zipfile/npz errors vary by cause
+            raise HeadModelError(f"{path}: not a readable mfnet head-model .npz: {npz_problem(path)}; pass an "
+                                 "installed model name or an .npz written by `mfnet models add`") from None
         required = ("v_template", "faces", "shapedirs", "exprdirs", "J_regressor", "weights",
                     "parents", "lmk_faces_idx", "lmk_bary_coords")
         missing = [k for k in required if k not in arrays]

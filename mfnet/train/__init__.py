@@ -1,9 +1,19 @@
 """Self-supervised multi-view training of MFNet: config (YAML), losses (eq. 11), loop (DDP, AMP,
-exact resume), logging and held-out synthetic evaluation."""
-from .config import ConfigError, TrainConfig, config_from_dict, dump_config, load_config
-from .evaluate import evaluate_synthetic
-from .losses import TrainLoss
-from .trainer import TrainError, build_dataset, camera_prior, train
+exact resume), logging and held-out synthetic evaluation.
 
-__all__ = ["ConfigError", "TrainConfig", "TrainError", "TrainLoss", "build_dataset", "camera_prior",
-           "config_from_dict", "dump_config", "evaluate_synthetic", "load_config", "train"]
+Names load lazily, so that the command line does not import torch to print its help.
+"""
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {"ConfigError": "config", "TrainConfig": "config", "config_from_dict": "config", "dump_config": "config",
+          "load_config": "config", "evaluate_synthetic": "evaluate", "TrainLoss": "losses", "TrainError": "trainer",
+          "build_dataset": "trainer", "camera_prior": "trainer", "train": "trainer"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

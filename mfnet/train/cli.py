@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="override optim.steps")
     p.add_argument("--out", default=None, help="override out_dir")
     p.add_argument("--print-config", action="store_true", help="print the default config as YAML and exit")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads per process (default: the config's `threads`, else physical cores not kept busy)")
 
 
 def cmd_train(args) -> int:
@@ -35,6 +37,8 @@ def cmd_train(args) -> int:
         cfg.optim.steps = args.steps
     if args.out is not None:
         cfg.out_dir = args.out
+    if getattr(args, "threads", None):
+        cfg.threads = args.threads
     from .trainer import train
 
     train(cfg, resume=args.resume)
