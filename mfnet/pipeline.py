@@ -63,7 +63,18 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     ``checkpoint``) or 'net+fit' (the prediction refined by optimisation); overrides:
     :class:`~mfnet.fit.fitter.FitConfig` fields; cameras: a cams.json of a calibrated rig (OpenCV
     K, R, t per view, see :mod:`mfnet.fit.calibrated`): full perspective, one world head pose.
+
+    On the CPU the result is bit-identical for the same photos, settings and thread count.
     """
+    from .utils.determinism import deterministic
+
+    with deterministic(_device(device)):
+        return _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint,
+                            cameras, **overrides)
+
+
+def _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint, cameras,
+                 **overrides) -> Reconstruction:
     from .fit.fitter import MultiViewFitter, get_config
     from .fit.views import prepare_views
     from .headmodel.model import HeadModel

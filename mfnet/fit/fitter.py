@@ -23,6 +23,7 @@ from ..losses.photometric import (PhotoPlan, SurfaceSamples, covisible_samples, 
 from ..render.shading import SH_CONSTANTS, VertexNormals
 from ..render.cameras import WeakPerspectiveCameras
 from ..types import HeadParams, ViewParams, Views
+from ..utils.determinism import deterministic
 from .init import init_rotations, weak_perspective_lsq
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,14 @@ class MultiViewFitter:
 
     # ----------------------------------------------------------------- fit
     def fit(self, views: Views, init: tuple[HeadParams, ViewParams] | None = None) -> FitResult:
-        """Fit; ``init`` (e.g. the network's prediction) replaces the landmark-based start."""
+        """Fit; ``init`` (e.g. the network's prediction) replaces the landmark-based start.
+
+        On the CPU the result is bit-identical for the same input, settings and thread count
+        (:func:`mfnet.utils.determinism.deterministic`)."""
+        with deterministic(self.model.v_template.device):
+            return self._fit(views, init)
+
+    def _fit(self, views: Views, init: tuple[HeadParams, ViewParams] | None = None) -> FitResult:
         cfg, model = self.cfg, self.model
         dev, dt = model.v_template.device, model.v_template.dtype
         views = views.to(dev)
