@@ -157,6 +157,7 @@ def _reconstruct(images, model, preset, device, backend, identity, progress, vie
     detected = (np.stack([d.points for d in views.detections]).astype(np.float64) if views.detections
                 else _to_original(views.landmarks.cpu().numpy(), views.crop_to_original))
     caught += _consistency_warnings(fitted, detected, views)
+    caught += _roll_warnings(vp.rotation, views.names)
     texture = None
     if model.has_uvs:
         say("fusing the texture ...")
@@ -207,6 +208,23 @@ def _consistency_warnings(fitted: np.ndarray, detected: np.ndarray, views: Views
             msg = (f"{views.names[i]}: the fitted head explains this view much worse than the others "
                    f"(landmark error {100 * r:.1f}% of the face size vs {100 * others:.1f}%): is it the same "
                    "person, and is the face detected correctly?")
+            warnings.warn(msg, stacklevel=3)
+            out.append(msg)
+    return out
+
+
+def _roll_warnings(rotation: torch.Tensor, names, limit_deg: float = 45.0) -> list[str]:
+    """Warn about views whose fitted head roll (in-plane rotation) is beyond ``limit_deg``: a photo
+    stored on its side that detection could not turn upright, or a wrong detection."""
+    from .headmodel.lbs import axis_angle_to_matrix
+
+    R = axis_angle_to_matrix(rotation.detach().reshape(-1, 3).double().cpu())
+    roll = torch.rad2deg(torch.atan2(R[:, 1, 0], R[:, 1, 1]))  # R = Ry Rx Rz (yaw, pitch, roll)
+    out = []
+    for name, r in zip(names, roll.tolist()):
+        if abs(r) > limit_deg:
+            msg = (f"{name}: the fitted head is rolled by {r:.0f}° in this photo: is the photo stored sideways, "
+                   "or is the face detected wrongly? Check overlay and landmarks")
             warnings.warn(msg, stacklevel=3)
             out.append(msg)
     return out

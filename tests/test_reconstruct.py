@@ -243,3 +243,12 @@ def test_quiet_mode_prints_nothing(model, astronaut_path, tmp_path, capfd):
     assert main(["reconstruct", str(astronaut_path), "--out", str(tmp_path / "q"), "--preset", "fast", "--quiet"]) == 0
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_fitted_roll_beyond_45_degrees_warns():
+    from mfnet.pipeline import _roll_warnings
+
+    rot = torch.tensor([[0.0, 0.0, np.radians(60.0)], [0.0, np.radians(40.0), np.radians(10.0)]])
+    with pytest.warns(UserWarning, match=r"a.jpg: the fitted head is rolled by 60°"):
+        msgs = _roll_warnings(rot, ["a.jpg", "b.jpg"])
+    assert len(msgs) == 1  # a 40° yaw with 10° roll is fine

@@ -9,6 +9,7 @@ consistency term of :mod:`mfnet.losses.photometric`; not in the ``fast`` preset)
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field, replace
 
@@ -81,6 +82,16 @@ class FitConfig:
     photo_lr_scale: float = 1.0  # learning rates of the photometric stage, relative to the others
     photo_points: int = 1000  # surface points sampled per ordered view pair
     photo_refresh_every: int = 20  # new samples (and the next blur level) every k steps of the light/photo stages
+    # Standardise each view pair's log albedos before comparing them (removes the term's "shrink into
+    # flat skin" direction: mfnet.losses.photometric.photometric_consistency_loss).
+    photo_normalise: bool = False
+    # Anatomical range of the jaw (degrees): opening (pitch) from jaw_min_deg to jaw_max_deg, sideways
+    # (yaw, roll) within ±jaw_side_deg. A jaw rotated past the closed rest pushes the lower lip into the
+    # upper one; landmark fits did that on real single photos (-4°), costing 0.4 mm on James.
+    jaw_min_deg: float = -1.0
+    jaw_max_deg: float = 35.0
+    jaw_side_deg: float = 6.0
+    photo_eps_normalised: float = 0.1
 
 
 PRESETS: dict[str, FitConfig] = {
@@ -291,10 +302,15 @@ class MultiViewFitter:
         return terms
 
     def _project(self, params) -> None:
-        """Keep the expression within the model's bounds (after each optimiser step)."""
-        if self.bounds is not None:
-            with torch.no_grad():
+        """Keep the expression within the model's bounds and the jaw within its anatomical range
+        (after each optimiser step)."""
+        cfg = self.cfg
+        with torch.no_grad():
+            if self.bounds is not None:
                 params["expr"].clamp_(*self.bounds)
+            jaw, side = params["jaw"], math.radians(cfg.jaw_side_deg)
+            jaw[0].clamp_(math.radians(cfg.jaw_min_deg), math.radians(cfg.jaw_max_deg))
+            jaw[1:].clamp_(-side, side)
 
     # ------------------------------------------------- camera model (weak perspective)
     def _init_camera_params(self, views: Views, shape, expr, jaw, init) -> dict[str, torch.Tensor]:
@@ -382,7 +398,8 @@ class MultiViewFitter:
                 state["geometry"] = (verts, normals)
         return photometric_consistency_loss(verts, normals, state["tri"], self._cameras(params), S, state["logs"],
                                             params["sh"], state["samples"], min_cos=cfg.photo_min_cos,
-                                            plan=state["plan"])
+                                            plan=state["plan"], normalise=cfg.photo_normalise,
+                                            eps_normalised=cfg.photo_eps_normalised)
 
     def _dense_setup(self, views: Views):
         """Vertex subset + barycentrics for the 478-point MediaPipe term, or None when unavailable."""

@@ -18,6 +18,7 @@ from ..data.images import ImageView, load_views
 from ..detect import face_crop, get_detector
 from ..detect.detect import detect_landmarks
 from ..detect.errors import NoFaceError
+from ..detect.upright import detect_upright
 from ..errors import MfnetError
 from ..types import Views
 
@@ -51,7 +52,8 @@ def prepare_views(images: Sequence[str | os.PathLike | np.ndarray | ImageView], 
     kept, dets = [], []
     for v in views:
         try:
-            dets.append(detect_landmarks(v, backend, detector=detector))
+            v, det = detect_upright(v, lambda view: detect_landmarks(view, backend, detector=detector))
+            dets.append(det)
             kept.append(v)
         except NoFaceError as exc:
             if not drop_faceless:

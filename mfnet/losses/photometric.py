@@ -134,7 +134,8 @@ def _log_albedo(pts: torch.Tensor, normals: torch.Tensor, logs: torch.Tensor, sh
 def photometric_consistency_loss(verts: torch.Tensor, normals: torch.Tensor, faces: torch.Tensor, cameras,
                                  size: int, logs: torch.Tensor, sh_coeffs: torch.Tensor, samples: SurfaceSamples,
                                  eps: float = 0.02, min_shading: float = 0.05, min_cos: float = 0.0,
-                                 plan: PhotoPlan | None = None) -> torch.Tensor:
+                                 plan: PhotoPlan | None = None, normalise: bool = False,
+                                 eps_normalised: float = 0.1) -> torch.Tensor:
     """Charbonnier mean of the log-albedo difference between the two views of each sample.
 
     verts, normals (N, V, 3) per view (normals: unit vertex normals of the posed heads); faces
@@ -143,7 +144,17 @@ def photometric_consistency_loss(verts: torch.Tensor, normals: torch.Tensor, fac
     ``clamp((min(cos_a, cos_b) - min_cos) / 0.2, 0, 1)`` with cos_v = |normal · direction to camera v|:
     where a view sees the surface at a grazing angle a small geometry error moves the point far in
     that photo, so those points count less. ``plan``: :meth:`PhotoPlan.build` of these samples, for
-    callers that evaluate the same samples many times (built here when not given)."""
+    callers that evaluate the same samples many times (built here when not given).
+
+    ``normalise``: compare *standardised* log albedos. Per ordered view pair and channel, each view's
+    samples are centred and divided by their own (weighted) standard deviation before the difference
+    (Charbonnier with ``eps_normalised``). The plain difference has a degenerate direction: it falls
+    whenever the samples move, in both photos together, into flat skin (shrinking the projected head),
+    because flat regions differ little whether aligned or not. Standardised, a flat region's samples
+    are noise and disagree (``mean (z_a - z_b)^2 = 2 (1 - r)``, r the correlation of the two views'
+    samples), so only aligning the pattern lowers the term. It is also invariant to each photo's
+    exposure and contrast.
+    """
     if len(samples) == 0:
         return verts.sum() * 0
     N, V = verts.shape[:2]
@@ -154,11 +165,35 @@ def photometric_consistency_loss(verts: torch.Tensor, normals: torch.Tensor, fac
         feats.append(cameras.view_dirs(verts).detach())  # towards each camera
     at = plan.lookup(torch.cat(feats, -1).reshape(N * V, -1))  # (2K, 5 or 8), sorted by view
     n = at[:, 2:5] / torch.linalg.vector_norm(at[:, 2:5], dim=-1, keepdim=True).clamp_min(1e-12)
-    d = plan.diff(_log_albedo(at[:, :2], n, logs, sh_coeffs, plan.ranges, size, min_shading))
+    albedo = _log_albedo(at[:, :2], n, logs, sh_coeffs, plan.ranges, size, min_shading)  # (2K, C)
+    wt = None
+    if min_cos > 0:  # points seen at a grazing angle in either view: a small geometry error moves them far
+        cos = (n.detach() * at[:, 5:8].detach()).sum(-1).abs()
+        wt = ((torch.minimum(cos[plan.pos_a], cos[plan.pos_b]) - min_cos) / 0.2).clamp(0, 1)[:, None]
+    if normalise:
+        d = _standardised_difference(albedo, plan, samples, N, wt)
+        eps = eps_normalised
+    else:
+        d = plan.diff(albedo)
     rho = torch.sqrt(d ** 2 + eps ** 2) - eps
-    if min_cos <= 0:
+    if wt is None:
         return rho.mean()
-    # points seen at a grazing angle in either view: a small geometry error moves them far in the photo
-    cos = (n.detach() * at[:, 5:8].detach()).sum(-1).abs()
-    wt = ((torch.minimum(cos[plan.pos_a], cos[plan.pos_b]) - min_cos) / 0.2).clamp(0, 1)[:, None]
     return (rho * wt).sum() / (wt.sum() * rho.shape[1]).clamp_min(1e-12)
+
+
+def _standardised_difference(albedo: torch.Tensor, plan: PhotoPlan, samples: SurfaceSamples, num_views: int,
+                             weights: torch.Tensor | None, floor: float = 1e-3) -> torch.Tensor:
+    """(K, C) ``z_a - z_b``: each ordered pair's view-a and view-b samples standardised separately
+    (weighted mean and standard deviation over the pair's samples, per channel)."""
+    K, dev = len(samples), albedo.device
+    pair = (samples.view_a * num_views + samples.view_b).to(dev)  # (K,)
+    w = albedo.new_ones(K, 1) if weights is None else weights
+    wsum = albedo.new_zeros(num_views * num_views, 1).index_add(0, pair, w).clamp_min(1e-12)
+
+    def z(x):  # (K, C) -> standardised per pair
+        mean = albedo.new_zeros(num_views * num_views, x.shape[1]).index_add(0, pair, w * x) / wsum
+        c = x - mean[pair]
+        var = albedo.new_zeros(num_views * num_views, x.shape[1]).index_add(0, pair, w * c * c) / wsum
+        return c / torch.sqrt(var + floor ** 2)[pair]
+
+    return z(albedo[plan.pos_a]) - z(albedo[plan.pos_b])
