@@ -54,7 +54,7 @@ def load_identity(path: str | os.PathLike, n_shape: int) -> torch.Tensor:
 def reconstruct(images: Sequence, model=None, preset: str = "default", device: str | None = "cpu",
                 backend: str = "mediapipe", identity: str | os.PathLike | None = None, progress: bool = True,
                 views: Views | None = None, method: str = "fit", checkpoint: str | os.PathLike | None = None,
-                cameras: str | os.PathLike | None = None, **overrides) -> Reconstruction:
+                cameras: str | os.PathLike | None = None, check_identity: bool = True, **overrides) -> Reconstruction:
     """Reconstruct one head from 1-16 photos (paths, RGB arrays or ImageViews) of the same person.
 
     model: a name, an .npz path or a loaded :class:`~mfnet.headmodel.HeadModel` (default: the open
@@ -62,7 +62,8 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     is kept fixed; method: 'fit' (optimisation), 'net' (the MFNet network's prediction from
     ``checkpoint``) or 'net+fit' (the prediction refined by optimisation); overrides:
     :class:`~mfnet.fit.fitter.FitConfig` fields; cameras: a cams.json of a calibrated rig (OpenCV
-    K, R, t per view, see :mod:`mfnet.fit.calibrated`): full perspective, one world head pose.
+    K, R, t per view, see :mod:`mfnet.fit.calibrated`): full perspective, one world head pose;
+    check_identity: warn when the photos seem to show different people (:mod:`mfnet.fit.identity`).
 
     On the CPU the result is bit-identical for the same photos, settings and thread count.
     """
@@ -70,11 +71,11 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
 
     with deterministic(_device(device)):
         return _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint,
-                            cameras, **overrides)
+                            cameras, check_identity, **overrides)
 
 
 def _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint, cameras,
-                 **overrides) -> Reconstruction:
+                 check_identity, **overrides) -> Reconstruction:
     from .fit.fitter import MultiViewFitter, get_config
     from .fit.views import prepare_views
     from .headmodel.model import HeadModel
@@ -158,6 +159,10 @@ def _reconstruct(images, model, preset, device, backend, identity, progress, vie
                 else _to_original(views.landmarks.cpu().numpy(), views.crop_to_original))
     caught += _consistency_warnings(fitted, detected, views)
     caught += _roll_warnings(vp.rotation, views.names)
+    if check_identity and n > 1:
+        t_id = time.perf_counter()
+        caught += _identity_warnings(model, views)
+        timings["identity_check"] = time.perf_counter() - t_id
     texture = None
     if model.has_uvs:
         say("fusing the texture ...")
@@ -211,6 +216,18 @@ def _consistency_warnings(fitted: np.ndarray, detected: np.ndarray, views: Views
             warnings.warn(msg, stacklevel=3)
             out.append(msg)
     return out
+
+
+def _identity_warnings(model, views: Views) -> list[str]:
+    from .fit.identity import RATIO_LIMIT, identity_consistency
+
+    ratio = identity_consistency(model, views)
+    if ratio <= RATIO_LIMIT:
+        return []
+    msg = (f"the photos may show different people: one shared head explains their landmarks {ratio:.2f}x worse "
+           f"than a head per photo (about 1.0 for one person): {', '.join(map(str, views.names))}")
+    warnings.warn(msg, stacklevel=3)
+    return [msg]
 
 
 def _roll_warnings(rotation: torch.Tensor, names, limit_deg: float = 45.0) -> list[str]:

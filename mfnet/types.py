@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -41,6 +42,20 @@ class Views:
     @property
     def size(self) -> int:
         return int(self.images.shape[-1])
+
+    def select(self, index: Sequence[int]) -> "Views":
+        """The views at ``index`` (in that order)."""
+        idx = list(index)
+
+        def pick(x):
+            return None if x is None else x[idx]
+
+        def items(xs):
+            return [xs[i] for i in idx] if xs else xs
+
+        return Views(self.images[idx], self.landmarks[idx], self.landmark_weights[idx], self.crop_to_original[idx],
+                     items(self.names), items(self.original_sizes), items(self.detections), items(self.photos),
+                     items(self.crops), pick(self.dense_landmarks), pick(self.dense_weights))
 
     def to(self, device) -> "Views":
         def mv(t):

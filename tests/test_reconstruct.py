@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ from mfnet.data.synthetic import render_subject
 from mfnet.evaluate.synthetic import face_region, vertex_error_mm
 from mfnet.fit.fitter import MultiViewFitter, get_config
 from mfnet.fit.views import views_from_arrays
+
+REALSCANS = Path(os.environ.get("MFNET_REALSCANS_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "realscans"))
 
 
 @pytest.fixture(scope="module")
@@ -150,19 +154,39 @@ def test_faceless_view_is_dropped_with_a_warning(model, astronaut_path, tmp_path
 
 
 def test_mixed_people_warning(model):
-    """Two different synthetic people: one head cannot explain both."""
+    """Three different synthetic people: one head cannot explain them all; the same person from three
+    angles raises no warning."""
     import mfnet
     from mfnet.data.synthetic import to_uint8
 
-    a = render_subject(model, (0.0,), image_size=384, seed=1, shape_scale=2.5)
-    b = render_subject(model, (0.0,), image_size=384, seed=2, shape_scale=2.5)
-    c = render_subject(model, (5.0,), image_size=384, seed=1, shape_scale=2.5)
-    imgs = [to_uint8(a.images)[0], to_uint8(c.images)[0], to_uint8(b.images)[0]]
-    rec = mfnet.reconstruct(imgs, model=model, preset="fast", progress=False)
-    same = mfnet.reconstruct(imgs[:2], model=model, preset="fast", progress=False)
-    err_mixed = rec.reprojection_error_px
-    assert err_mixed[2] > err_mixed[:2].max()  # the odd one out fits worst
-    assert not any("same person" in w for w in same.warnings)
+    def photo(seed, yaw):
+        return to_uint8(render_subject(model, (yaw,), image_size=384, seed=seed, shape_scale=1.5).images)[0]
+
+    mixed = mfnet.reconstruct([photo(4, -30.0), photo(5, 0.0), photo(6, 30.0)], model=model, preset="fast",
+                              progress=False)
+    same = mfnet.reconstruct([photo(4, -30.0), photo(4, 0.0), photo(4, 30.0)], model=model, preset="fast",
+                             progress=False)
+    assert any("different people" in w for w in mixed.warnings)
+    assert not any("different people" in w or "same person" in w for w in same.warnings)
+
+
+def test_mixed_people_warning_on_real_photos(model, astronaut_path):
+    """Real photos: James's two views are one person; James and the astronaut are two."""
+    import mfnet
+    from mfnet.fit.identity import RATIO_LIMIT, identity_consistency
+    from mfnet.fit.views import prepare_views
+
+    james = REALSCANS / "james" / "james.jpg"
+    if not james.exists():
+        pytest.skip(f"real scans not found at {REALSCANS}")
+    img = np.asarray(Image.open(james).convert("RGB"))
+    left, right = np.ascontiguousarray(img[:, :1200]), np.ascontiguousarray(img[:, 1200:])
+    model.use_landmark_embedding("mediapipe")  # as reconstruct() does
+    one = identity_consistency(model, prepare_views([left, right], crop_size=192))
+    two = identity_consistency(model, prepare_views([left, np.asarray(Image.open(astronaut_path))], crop_size=192))
+    assert one < RATIO_LIMIT < two
+    rec = mfnet.reconstruct([left, astronaut_path], model=model, preset="fast", progress=False)
+    assert any("different people" in w for w in rec.warnings)
 
 
 def test_batch_mode_skips_bad_subjects(model, astronaut_path, tmp_path, capsys):
