@@ -123,7 +123,7 @@ def test_params_roundtrip(tmp_path, record):
     np.testing.assert_array_equal(np.array(doc["views"][1]["opencv"]["K"]), K[1])
     np.testing.assert_array_equal(np.array(doc["views"][2]["opencv"]["t"]), t[2])
     assert doc["head"]["shape"] == rec.head.shape.tolist()
-    assert doc["cameras"]["posed_source"] == "posed_vertices argument"
+    assert doc["cameras"]["posed_source"] == "the fitted head as posed in each view"
     assert len(doc["now_landmarks3d"]["points"]) == 7
     for Ri in R:  # proper rotations
         np.testing.assert_allclose(Ri @ Ri.T, np.eye(3), atol=1e-9)
@@ -255,7 +255,7 @@ def test_save_method_and_non_rigid_warning(tmp_path, record):
     bent[1, :10] += 0.02
     out = rec.save(tmp_path / "saved", posed_vertices=bent)
     doc = json.loads((out / "params.json").read_text())
-    assert doc["cameras"]["posed_source"] == "posed_vertices argument"
+    assert doc["cameras"]["posed_source"] == "the fitted head as posed in each view"
     assert "not the canonical mesh rotated" in (out / "report.html").read_text()
 
 

@@ -16,7 +16,7 @@ Posed heads (needed for the cameras' translation and for overlays) come from, in
 ``posed_vertices`` argument, ``rec.view_vertices`` if the record carries it, or the canonical
 mesh rotated by each view rotation about a pivot: the ``pivot`` argument, ``rec.root_joint``, or a
 pivot estimated from the fitted landmarks (falling back to the mesh centroid). What was used is
-recorded in ``params.json`` (``cameras.posed_source``).
+recorded, in words for the reader, in ``params.json`` (``cameras.posed_source``).
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
         posed = _np(posed)
         if posed.shape != (n,) + X.shape:
             raise ValueError(f"posed vertices must have shape {(n,) + X.shape}, got {posed.shape}")
-        source = "posed_vertices argument" if posed_vertices is not None else "rec.view_vertices"
+        source = "the fitted head as posed in each view"
         offsets, rms = cam.rigid_offsets(X, posed, R_view)
         size = float(np.ptp(X, axis=0).max())
         bad = np.flatnonzero(rms > 0.01 * size)
@@ -90,18 +90,18 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
         piv = cam.pivot_from_offsets(offsets, R_view, centroid)
     else:
         if pivot is not None:
-            piv, source = _np(pivot).reshape(3), "rotation about the pivot argument"
+            piv, source = _np(pivot).reshape(3), "the head rotated about the given pivot"
         elif getattr(rec, "root_joint", None) is not None:
-            piv, source = _np(rec.root_joint).reshape(3), "rotation about rec.root_joint"
+            piv, source = _np(rec.root_joint).reshape(3), "the head rotated about the model's root joint"
         else:
             piv, rms_px = cam.estimate_pivot(_np(rec.landmarks3d), _np(rec.fitted_landmarks), R_view,
                                              _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
                                              _np(rec.crop_to_original), centroid)
             fl = _np(rec.fitted_landmarks)
             face_px = float(np.nanmax(np.nanmax(fl, 1) - np.nanmin(fl, 1))) if np.isfinite(fl).any() else 1.0
-            source = "rotation about a pivot estimated from the fitted landmarks"
+            source = "the head rotated about a pivot estimated from the fitted landmarks"
             if not np.isfinite(rms_px) or rms_px > 0.05 * max(face_px, 1.0):
-                piv, source = centroid, "rotation about the mesh centroid (approximate)"
+                piv, source = centroid, "the head rotated about the mesh centroid (approximate)"
                 warns.append("fitted landmarks do not match the cameras; posed heads rotate about the mesh centroid")
         posed = cam.posed_from_pivot(X, R_view, piv)
         offsets = piv[None] - np.einsum("nij,j->ni", R_view, piv)

@@ -19,7 +19,7 @@ from ..utils.io import atomic_path
 
 __all__ = ["write_report", "build_report", "loss_curve_svg", "viewer_mesh"]
 
-MAX_FACES = 20000
+MAX_FACES = 200_000  # the whole mesh of every supported head model (ICT 30k, FLAME 10k faces)
 
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;
 max-width:1200px}h1{font-size:1.5em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}
@@ -140,6 +140,17 @@ def viewer_mesh(vertices, faces, vt=None, ft=None, texture=None, max_faces: int 
     return out
 
 
+_STAGES = {"load_model": "load head model", "detect": "detect faces", "fit": "fit", "network": "network prediction",
+           "identity_check": "same-person check", "texture": "texture and landmarks"}
+
+
+def _stage_name(key: str) -> str:
+    """Timing keys as words; sub-stages of the fit (``fit.photo``) indented under it."""
+    if key.startswith("fit."):
+        return "\u2003" + key[4:] + " stage"
+    return _STAGES.get(key, key.replace("_", " "))
+
+
 def _table(header, rows) -> str:
     h = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
@@ -169,14 +180,15 @@ def build_report(rec, *, cams=None, overlays=(), warnings=(), model_version=None
     header = ("view", "reproj. error (px)", "yaw °", "pitch °", "roll °", "scale")
     parts.append("<h2>Views</h2>" + _table(header, rows))
     if rec.timings:
-        trows = [(k, f"{float(v):.2f}") for k, v in rec.timings.items()]
-        trows.append(("total", f"{sum(float(v) for v in rec.timings.values()):.2f}"))
+        trows = [(_stage_name(k), f"{float(v):.2f}") for k, v in rec.timings.items() if k != "total"]
+        total = rec.timings.get("total", sum(float(v) for k, v in rec.timings.items() if "." not in k))
+        trows.append(("total", f"{float(total):.2f}"))
         parts.append("<h2>Timings</h2>" + _table(("stage", "seconds"), trows))
     if warnings:
         items = "".join(f'<li class="warn">{e(str(w))}</li>' for w in warnings)
         parts.append(f"<h2>Warnings</h2><ul>{items}</ul>")
     if cams is not None:
-        parts.append(f"<p><small>Posed heads: {e(cams.posed_source)}.</small></p>")
+        parts.append(f"<p><small>Cameras computed from {e(cams.posed_source)}.</small></p>")
     if overlays:
         figs = "".join(f'<figure class="ov"><a href="{e(fn)}"><img alt="{e(name)}" src="{_b64_image(img, 900)}"></a>'
                        f"<figcaption>{e(name)} — green: detected, red: fitted</figcaption></figure>"
