@@ -140,6 +140,13 @@ class Reconstruction:
         """(N,) mean distance between detected and fitted landmarks, original pixels."""
         return np.linalg.norm(self.detected_landmarks - self.fitted_landmarks, axis=-1).mean(-1)
 
+    @property
+    def reprojection_error_iod(self) -> np.ndarray:
+        """(N,) the same error in percent of each photo's inter-ocular distance (outer eye corners)."""
+        from .export.reconstruction import iod_percent
+
+        return iod_percent(self)
+
     def save(self, out_dir: str | Path, **kwargs) -> Path:
         """Write all outputs (see :func:`mfnet.export.reconstruction.write_reconstruction`); the posed
         heads and photos default to the record's own."""

@@ -357,3 +357,31 @@ def test_overlay_agrees_with_renderer_warped_back(record):
         assert (ref & got).sum() / (ref | got).sum() > 0.93
         cy, cx = (np.mean(np.nonzero(b), axis=1) for b in (ref, got))
         assert np.abs(cy - cx).max() < 0.75  # a half-crop-pixel slip would be 1.2-2 px here
+
+
+def test_errors_in_percent_of_the_eye_distance(tmp_path, record):
+    """Each view's landmark error divided by its own outer-eye-corner distance (iBUG 36-45)."""
+    import dataclasses
+
+    rec, posed, _, _ = record
+    det = rec.detected_landmarks.copy()
+    det[:] = 0.0
+    det[:, 36], det[:, 45] = (0.0, 0.0), (200.0, 0.0)  # 200 px between the eyes
+    fit = det.copy()
+    fit[:, :, 0] += 4.0  # every landmark 4 px off
+    rec2 = dataclasses.replace(rec, detected_landmarks=det, fitted_landmarks=fit)
+    np.testing.assert_allclose(rec2.reprojection_error_iod, 2.0)  # 4 / 200
+    out = write_reconstruction(rec2, tmp_path / "o", posed_vertices=posed, report=False)
+    lm = json.loads((out / "landmarks.json").read_text())
+    assert [round(v["mean_error_iod_percent"], 6) for v in lm["views"]] == [2.0] * 3
+
+
+def test_overlay_keeps_the_photo_visible():
+    """The head is drawn light (30 %) with a thin outline: inside it the photo still dominates."""
+    photo = np.zeros((200, 200, 3), np.uint8)
+    photo[:, :100] = (0, 0, 255)
+    V = np.array([[20.0, 20, 0], [180, 20, 0], [100, 180, 0]])
+    out = draw_overlay(photo, V[:, :2], V, np.array([[0, 1, 2]]))
+    inside = out[60, 60].astype(int)  # a blue photo pixel under the head
+    assert inside[2] > 150 and inside[0] < 120
+    assert (out[20, 60] > 200).all() or (out[21, 60] > 200).all()  # white outline on the top edge

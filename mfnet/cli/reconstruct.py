@@ -148,9 +148,10 @@ def cmd_reconstruct(args) -> int:
     if args.json:
         print(json.dumps(summary))
     elif not quiet:
-        errs = ", ".join(f"{e:.2f}" for e in summary["reprojection_error_px"])
+        errs = ", ".join(f"{e:.2f} px ({p:.1f}%)" for e, p in zip(summary["reprojection_error_px"],
+                                                                  summary["reprojection_error_iod_percent"]))
         print(f"reconstructed {len(summary['views'])} view(s) in {summary['seconds']:.1f} s; "
-              f"landmark reprojection error (px): {errs}")
+              f"landmark reprojection error (% of the eye distance): {errs}")
         print(f"wrote {summary['out']}/")
     return 0
 
@@ -177,6 +178,7 @@ def _run_one(images, out: Path, args, model) -> dict:
     log.info("wrote %s/ in %.1f s", out, time.perf_counter() - t)
     err = rec.reprojection_error_px
     return {"out": str(out), "views": rec.names, "reprojection_error_px": [round(float(e), 3) for e in err],
+            "reprojection_error_iod_percent": [round(float(e), 2) for e in rec.reprojection_error_iod],
             "seconds": round(rec.timings["total"] + time.perf_counter() - t, 3), "warnings": rec.warnings}
 
 

@@ -111,6 +111,14 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
     return ExportCameras(R_view, posed, offsets, piv, K, R, t, source, warns)
 
 
+def iod_percent(rec) -> np.ndarray:
+    """(N,) landmark reprojection error in percent of each photo's inter-ocular distance (outer eye
+    corners, iBUG 36 and 45, of the detected landmarks): comparable across photo sizes."""
+    d = _np(rec.detected_landmarks)
+    iod = np.linalg.norm(d[:, 45] - d[:, 36], axis=-1)
+    return 100.0 * np.asarray(rec.reprojection_error_px, np.float64) / np.maximum(iod, 1e-9)
+
+
 def view_stems(names) -> list[str]:
     """Unique, file-system-safe stems for the view names (``photos/IMG 1.jpg`` -> ``IMG_1``)."""
     out, seen = [], set()
@@ -134,7 +142,7 @@ def _to_photo(points: np.ndarray, photo_hw, original_hw) -> np.ndarray:
 
 
 def draw_overlay(photo: np.ndarray, points2d: np.ndarray, posed: np.ndarray, faces: np.ndarray,
-                 detected: np.ndarray | None = None, fitted: np.ndarray | None = None, alpha: float = 0.5,
+                 detected: np.ndarray | None = None, fitted: np.ndarray | None = None, alpha: float = 0.3,
                  max_side: int = 2048) -> np.ndarray:
     """Photo (H, W, 3) uint8 RGB with the mesh painted over it, semi-transparent, plus landmarks.
 
@@ -169,6 +177,8 @@ def draw_overlay(photo: np.ndarray, points2d: np.ndarray, posed: np.ndarray, fac
         cv2.fillConvexPoly(mask, poly, 255, shift=4)
     m = (mask > 0)[..., None]
     out = np.where(m, (1 - alpha) * img + alpha * layer, img).round().astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)  # the head's outline
+    cv2.drawContours(out, contours, -1, (255, 255, 255), max(1, round(img.shape[0] / 600)), cv2.LINE_AA)
     lmk = [p for p in (detected, fitted) if p is not None]
     spans = [np.nanmax(p, 0) - np.nanmin(p, 0) for p in map(sc, lmk) if np.isfinite(p).any()]
     span = max((float(np.max(d)) for d in spans), default=100.0)
@@ -268,6 +278,7 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
                        "rvec": _lists(cam.matrix_to_axis_angle(cams.R[i])), "dist": [0.0] * 5},
             "light_sh": _lists(light[i]) if light is not None else None,
             "reprojection_error_px": float(err[i]),
+            "reprojection_error_iod_percent": float(iod_percent(rec)[i]),
         })
     doc = {
         "format": "mfnet-reconstruction/1", "mfnet_version": __version__,
@@ -286,6 +297,8 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
         },
         "now_landmarks3d": {"indices": list(NOW_LANDMARKS), "names": list(NOW_NAMES), "points": _lists(now)},
         "reprojection_error_px": {"per_view": _lists(err), "mean": float(err.mean()) if n else None},
+        "reprojection_error_iod_percent": {"per_view": _lists(iod_percent(rec)),
+                                           "note": "percent of the inter-ocular distance (outer eye corners)"},
         "timings_s": {k: float(v) for k, v in rec.timings.items()},
     }
     if calib is not None:
@@ -298,8 +311,10 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
 def _write_landmarks(d: Path, rec, stems, with_overlays: bool) -> None:
     det, fit = _np(rec.detected_landmarks), _np(rec.fitted_landmarks)
     err = np.asarray(rec.reprojection_error_px, np.float64)
+    iod = iod_percent(rec)
     views = [{"name": str(rec.names[i]), "image": Path(str(rec.names[i])).name, "stem": stems[i],
               "detected": det[i].tolist(), "fitted": fit[i].tolist(), "mean_error_px": float(err[i]),
+              "mean_error_iod_percent": float(iod[i]),
               "overlay": f"overlay_{stems[i]}.png" if with_overlays else None} for i in range(len(rec.names))]
     doc = {"convention": "iBUG-68 points in original-photo pixels, pixel centres at integers (OpenCV)",
            "mean_error_px": float(err.mean()) if len(err) else None, "views": views}

@@ -176,8 +176,12 @@ def build_report(rec, *, cams=None, overlays=(), warnings=(), model_version=None
     parts = [f"<h1>mfnet reconstruction</h1><p>Model <b>{model}</b> · {n} view{'s' * (n != 1)} · "
              f"{len(verts)} vertices, {len(faces)} faces · crop {int(rec.crop_size)} px · mean landmark "
              f"reprojection error <b>{err.mean() if n else float('nan'):.2f} px</b></p>"]
-    rows = [(rec.names[i], f"{err[i]:.2f}", *(f"{a:.1f}" for a in ypr[i]), f"{scale[i]:.3f}") for i in range(n)]
-    header = ("view", "reproj. error (px)", "yaw °", "pitch °", "roll °", "scale")
+    from .reconstruction import iod_percent
+
+    iod = iod_percent(rec)
+    rows = [(rec.names[i], f"{err[i]:.2f}", f"{iod[i]:.1f}", *(f"{a:.1f}" for a in ypr[i]), f"{scale[i]:.3f}")
+            for i in range(n)]
+    header = ("view", "landmark error (px)", "(% eye distance)", "yaw °", "pitch °", "roll °", "scale")
     parts.append("<h2>Views</h2>" + _table(header, rows))
     if rec.timings:
         trows = [(_stage_name(k), f"{float(v):.2f}") for k, v in rec.timings.items() if k != "total"]
