@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ from mfnet.render.cameras import WeakPerspectiveCameras
 from mfnet.types import HeadParams, Reconstruction, ViewParams
 from synthetic_model import make_synthetic_model
 
+REPO = Path(__file__).resolve().parents[1]
 CROP = 64
 
 
@@ -385,3 +387,17 @@ def test_overlay_keeps_the_photo_visible():
     inside = out[60, 60].astype(int)  # a blue photo pixel under the head
     assert inside[2] > 150 and inside[0] < 120
     assert (out[20, 60] > 200).all() or (out[21, 60] > 200).all()  # white outline on the top edge
+
+
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="Debian chromium not installed")
+def test_report_page_in_headless_chromium_offline(tmp_path, record):
+    """The page works with the network off: its viewer draws every face of the mesh."""
+    import importlib.util
+
+    rec, posed, photos, _ = record
+    out = write_reconstruction(rec, tmp_path / "o", posed_vertices=posed, photos=photos)
+    spec = importlib.util.spec_from_file_location("check_report", REPO / "scripts" / "check_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    drawn, total = mod.drawn_faces(out / "report.html")
+    assert total == len(rec.faces) and drawn == total

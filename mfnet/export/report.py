@@ -55,6 +55,7 @@ function draw(){
   var col='rgb('+(r*sh|0)+','+(g*sh|0)+','+(bl*sh|0)+')';
   ctx.beginPath();ctx.moveTo(w/2+s*R[a],h/2-s*R[a+1]);ctx.lineTo(w/2+s*R[b],h/2-s*R[b+1]);
   ctx.lineTo(w/2+s*R[c],h/2-s*R[c+1]);ctx.closePath();ctx.fillStyle=col;ctx.strokeStyle=col;ctx.fill();ctx.stroke();}
+ cv.setAttribute('data-drawn-faces',String(j));
 }
 function req(){if(!pending){pending=true;requestAnimationFrame(draw);}}
 cv.addEventListener('pointerdown',function(e){drag=[e.clientX,e.clientY];cv.setPointerCapture(e.pointerId);
