@@ -253,18 +253,25 @@ def _to_original(points: np.ndarray, crop_to_original: np.ndarray) -> np.ndarray
 
 
 def _texture(model, views: Views, posed_vertices: torch.Tensor, vp, cfg) -> np.ndarray:
-    """Fuse a UV texture from crops re-sampled at a resolution matching the texture size."""
+    """Fuse a UV texture from crops re-sampled at a resolution matching the texture size; each view
+    contributes its face region only (:mod:`mfnet.fit.texture`)."""
     from .detect import face_crop
     from .fit.texture import fuse_texture
 
-    images = views.images
+    images, landmarks = views.images, views.landmarks
     if views.crops and views.photos:
         size = max(views.size, min(cfg.texture_size, 1024))
         crops = [face_crop(d, size=size, scale=_crop_scale(c, d)) for c, d in
                  zip(views.crops, views.detections)]
         hi = np.stack([c.warp(p.image, p.scale_xy, border="replicate") for c, p in zip(crops, views.photos)])
         images = torch.from_numpy(hi).permute(0, 3, 1, 2).to(posed_vertices) / 255.0
-    return fuse_texture(images, posed_vertices, model.faces, model.vt, model.ft, vp.cameras(), cfg.texture_size)
+        landmarks = torch.from_numpy(np.stack([c.to_crop(d.points.astype(np.float64)) + 0.5
+                                               for c, d in zip(crops, views.detections)]))
+    with torch.no_grad():
+        canonical = model(torch.zeros(1, model.n_shape, device=posed_vertices.device,
+                                      dtype=posed_vertices.dtype)).vertices[0]
+    return fuse_texture(images, posed_vertices, model.faces, model.vt, model.ft, vp.cameras(), cfg.texture_size,
+                        landmarks=landmarks, canonical=canonical, eyeballs=model.masks.get("eyeballs"))
 
 
 def _crop_scale(crop, det) -> float:
