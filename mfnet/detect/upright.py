@@ -44,8 +44,11 @@ def rotate_view(view: ImageView, quarter_turns: int) -> ImageView:
                      original_size=size)
 
 
-def _try(view: ImageView, detect) -> Landmarks2D | None:
+def _try(view: ImageView, detect, quiet: bool = True) -> Landmarks2D | None:
+    """``detect(view)``, None when it finds no face; ``quiet``: its warnings are dropped (trial turns)."""
     try:
+        if not quiet:
+            return detect(view)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DetectionWarning)
             return detect(view)
@@ -59,7 +62,7 @@ def detect_upright(view: ImageView, detect) -> tuple[ImageView, Landmarks2D]:
     ``detect(view) -> Landmarks2D`` raises :class:`NoFaceError` when there is no face. Returns the
     (possibly turned) view and its landmarks; raises :class:`NoFaceError` when no orientation has a face.
     """
-    first = _try(view, detect)
+    first = _try(view, detect, quiet=False)  # its warnings (several faces...) reach the user
     if first is not None and abs(roll_degrees(first.points)) <= MAX_ROLL_DEG:
         return view, first
     best = None
