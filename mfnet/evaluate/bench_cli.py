@@ -1,4 +1,5 @@
-"""`mfnet bench`: the synthetic multi-view benchmark of :mod:`mfnet.evaluate.bench` (paper Table 1 / 3 layout)."""
+"""`mfnet bench`: the synthetic multi-view benchmark of :mod:`mfnet.evaluate.bench` (paper Table 1 / 3 layout);
+``mfnet bench --real``: the real-scan NoW benchmark of :mod:`mfnet.evaluate.bench_real`."""
 from __future__ import annotations
 
 import argparse
@@ -28,15 +29,34 @@ def register(subparsers) -> None:
                    help="also rerun the 3-view fit with each loss removed (paper Table 3)")
     p.add_argument("--quick", action="store_true",
                    help="tiny CI variant: 2 subjects, bins 0-5 and 60-90, preset fast, 256 px")
-    p.add_argument("--out", type=Path, default=Path("mfnet-bench"), help="output folder (default ./mfnet-bench)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default ./mfnet-bench; ./mfnet-bench-real with --real)")
     p.add_argument("--seed", type=int, default=0, help="benchmark seed (subjects and query yaws)")
     p.add_argument("--worst", type=int, default=3,
                    help="error heat-maps of the K worst subjects in the report (default 3)")
+    real = p.add_argument_group("real scans (--real)")
+    real.add_argument("--real", action="store_true",
+                      help="real-scan benchmark instead: NoW error of reconstructions of two real faces (James: 2 real "
+                           "photos, uncalibrated and calibrated; Lee Perry-Smith: photo-realistic renders), data from "
+                           "$MFNET_REALSCANS_DIR or ../shared/data/realscans")
+    real.add_argument("--cases", default=None,
+                      help="comma-separated cases (default: all; with --quick james,lee-1-small); "
+                           "james, james-cal, lee-1, lee-1-y30, lee-1-y60, lee-1-y75, lee-1-p20, lee-1-pm20, lee-30, "
+                           "lee-60, lee-lowres, lee-1-small")
+    real.add_argument("--presets", default=None,
+                      help="comma-separated fit presets, one row each besides the mean head (default fast,default,best; "
+                           "fast with --quick)")
+    real.add_argument("--overwrite", action="store_true",
+                      help="write into an --out folder that holds other files (only mfnet's files are touched)")
     add_threads_argument(p)
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
+    if getattr(args, "real", False):
+        return cmd_bench_real(args)
+    if args.out is None:
+        args.out = Path("mfnet-bench")
     import platform
     import shlex
     import sys
@@ -64,6 +84,53 @@ def cmd_bench(args) -> int:
     print()
     print(paths["md"].read_text())
     print(f"wrote {paths['csv']}, {paths['md']} and {paths.get('html', '(no report)')}")
+    return 0
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def cmd_bench_real(args) -> int:
+    """``mfnet bench --real``: reconstruct every case with every preset, score against the scans, write the
+    CSV, the Markdown table, the figures and report.html into --out (see :mod:`mfnet.evaluate.bench_real`)."""
+    import platform
+    import shlex
+    import sys
+
+    import torch
+
+    from ..errors import MfnetError
+    from ..headmodel.registry import load_head_model
+    from ..utils.io import check_output_dir, output_dir
+    from .bench_real import DEFAULT_CASES, DEFAULT_PRESETS, QUICK, run_real_benchmark, write_real_results
+    from .realscans import case_names, realscans_dir
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    out = args.out if args.out is not None else Path("mfnet-bench-real")
+    cases = _split(args.cases) or list(QUICK["cases"] if args.quick else DEFAULT_CASES)
+    presets = _split(args.presets) or ([args.preset] if args.preset else None) or list(
+        QUICK["presets"] if args.quick else DEFAULT_PRESETS)
+    for c in cases:
+        if c not in case_names():
+            raise MfnetError(f"--cases: unknown case {c!r}; choose from {', '.join(case_names())}")
+    for p in presets:
+        if p not in ("fast", "default", "best"):
+            raise MfnetError(f"--presets: unknown preset {p!r}; choose from fast, default, best")
+    realscans_dir()  # missing data: one line, before any work
+    check_output_dir(out, overwrite=args.overwrite)
+    model = load_head_model(args.model)
+    rows = run_real_benchmark(cases, presets, model=model, progress=print)
+    note = (f"model {model.name}, cases {', '.join(cases)}, presets {', '.join(presets)}, "
+            f"torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+    argv = sys.argv[1:] if sys.argv[1:2] == ["bench"] else ["bench", *sys.argv[1:]]
+    command = shlex.join(["mfnet", *argv])
+    with output_dir(out, overwrite=args.overwrite) as tmp:
+        write_real_results(rows, tmp, note=note, command=command)
+    print()
+    print((out / "bench_real.md").read_text())
+    print(f"wrote {out / 'bench_real.csv'}, {out / 'bench_real.md'} and {out / 'report.html'}")
     return 0
 
 

@@ -85,17 +85,27 @@ class Scan:
     landmarks: np.ndarray  # (68, 3) mm, iBUG order
     note: str = ""
     extra: dict = field(default_factory=dict)
+    exterior: np.ndarray | None = None  # (N,) bool: vertices on the outer surface (None: all)
 
     @property
     def now_landmarks(self) -> np.ndarray:
         return self.landmarks[list(NOW_LANDMARKS)]
 
+    @property
+    def scored_vertices(self) -> np.ndarray:
+        """The vertices given to the NoW evaluation: the outer surface only (a scan's hidden inner parts,
+        such as a mouth bag or eye sockets, are no part of the face)."""
+        return self.vertices if self.exterior is None else self.vertices[self.exterior]
+
     @cached_property
     def crop_idx(self) -> np.ndarray:
-        """Indices of the scan vertices in the NoW crop (the scored points, in evaluate_now's order)."""
+        """Indices (into ``vertices``) of the scored vertices in the NoW crop, in evaluate_now's order."""
         from .now import crop_scan
 
-        return np.flatnonzero(crop_scan(self.vertices, self.now_landmarks))
+        keep = crop_scan(self.vertices, self.now_landmarks)
+        if self.exterior is not None:
+            keep &= self.exterior
+        return np.flatnonzero(keep)
 
     @cached_property
     def regions(self) -> np.ndarray:
@@ -295,7 +305,8 @@ def score_mesh(vertices_m, faces, landmarks68_m, scan: Scan) -> dict:
     from .now import evaluate_now
 
     lmk = np.asarray(landmarks68_m, np.float64)[list(NOW_LANDMARKS)]
-    res = evaluate_now(vertices_m, faces, lmk, scan.vertices, scan.now_landmarks, pred_scale=1000.0, scan_scale=1.0)
+    res = evaluate_now(vertices_m, faces, lmk, scan.scored_vertices, scan.now_landmarks, pred_scale=1000.0,
+                       scan_scale=1.0)
     d = res.distances
     lab = scan.regions[scan.crop_idx]
     regions = {name: float(np.median(d[lab == k])) if (lab == k).any() else float("nan")

@@ -283,6 +283,43 @@ def _frontal_depth(V, F, uv, tex, centre, distance, covered, size):
     return photo, depth, (K, R, t)
 
 
+def exterior_vertices(V: np.ndarray, F: np.ndarray, n_dirs: int = 64, size: int = 512, tol: float = 0.004) -> np.ndarray:
+    """(N,) bool: vertices seen from outside.  The mesh is rendered orthographically (depth only) from
+    ``n_dirs`` directions spread evenly over the sphere (Fibonacci); a vertex is exterior when in some
+    view its depth is within ``tol`` x the mesh extent of the z-buffer at its pixel (minimum over the
+    3x3 neighbourhood).  The Lee scan's inner geometry (mouth bag, eye sockets) is never seen."""
+    import torch
+
+    from ..render import WeakPerspectiveCameras, rasterize
+
+    V = np.asarray(V, np.float64)
+    c = (V.min(0) + V.max(0)) / 2
+    ext = float(np.ptp(V, 0).max())
+    seen = np.zeros(len(V), bool)
+    k = np.arange(n_dirs) + 0.5
+    phi, theta = np.arccos(1 - 2 * k / n_dirs), np.pi * (1 + 5 ** 0.5) * k
+    dirs = np.stack([np.sin(phi) * np.cos(theta), np.sin(phi) * np.sin(theta), np.cos(phi)], 1)
+    cams = WeakPerspectiveCameras(torch.tensor([2.0 / (1.05 * ext)], dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64))
+    Ft = torch.as_tensor(F)
+    for d in dirs:  # rotate d onto +z (the camera looks down -z)
+        z = d / np.linalg.norm(d)
+        x = np.cross([0.0, 1.0, 0.0] if abs(z[1]) < 0.9 else [1.0, 0.0, 0.0], z)
+        x /= np.linalg.norm(x)
+        R = np.stack([x, np.cross(z, x), z])
+        P = torch.tensor(((V - c) @ R.T)[None])
+        with torch.no_grad():
+            scr = cams.project(P, (size, size))
+            zbuf = rasterize(scr, Ft, (size, size)).zbuf[0].numpy()
+        zb = np.where(np.isfinite(zbuf), zbuf, np.inf)
+        pad = np.pad(zb, 1, constant_values=np.inf)
+        zmin = np.min([pad[i:i + size, j:j + size] for i in range(3) for j in range(3)], 0)
+        s = scr[0].numpy()
+        col = np.clip(s[:, 0].astype(int), 0, size - 1)
+        row = np.clip(s[:, 1].astype(int), 0, size - 1)
+        seen |= s[:, 2] <= zmin[row, col] + tol * ext
+    return seen
+
+
 def _lee_landmarks(V: np.ndarray, raw: LeeRaw) -> np.ndarray:
     """68 iBUG points (scan units) of the centred scan ``V``: detection on frontal renders, back-projected."""
     ext = float(np.ptp(V, 0).max())
@@ -305,22 +342,25 @@ def load_lee(root=None) -> Scan:
     raw = load_lee_raw(root)
     V = raw.vertices - raw.vertices.mean(0)
     glb = _lee_dir(root) / "LeePerrySmith.glb"
-    cached = cache_dir() / f"lee-landmarks-{cache_key(str(glb), glb.stat().st_size)}.npy"
+    cached = cache_dir() / f"lee-landmarks-{cache_key(str(glb), glb.stat().st_size)}.npz"
     if cached.exists():
-        L = np.load(cached)
+        with np.load(cached) as z:
+            L, exterior = z["landmarks"], z["exterior"]
     else:
         from ..utils.io import atomic_path
 
         L = _lee_landmarks(V, raw)
+        exterior = exterior_vertices(V, raw.faces)
         with atomic_path(cached) as tmp:
-            np.save(tmp, L)
+            with open(tmp, "wb") as fh:
+                np.savez(fh, landmarks=L, exterior=exterior)
     s = PUPIL_MM / pupil_distance(L)
     origin = L[33].copy()
     V, L = (V - origin) * s, (L - origin) * s
     face_frame(L)  # handedness check
     return Scan("lee", V, raw.faces, L, note=f"Lee Perry-Smith, scaled x{s:.3f} to a {PUPIL_MM} mm eye-centre distance; "
                                            "landmarks back-projected from MediaPipe on a frontal render",
-                extra={"uv": raw.uv, "texture": raw.texture, "scale": s})
+                extra={"uv": raw.uv, "texture": raw.texture, "scale": s}, exterior=exterior)
 
 
 # --------------------------------------------------------------------------- views of a case
