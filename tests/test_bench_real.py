@@ -155,3 +155,25 @@ def test_quick_errors_are_plausible(quick_run):
     assert float(by["james", "landmarks-only (fast)"]["neutral_median"]) < float(by["james", "mean head"]["fitted_median"])
     # Lee (a render of a bald head): measured fast 0.96 vs mean head 1.15 mm
     assert float(by["lee-1-small", "landmarks-only (fast)"]["fitted_median"]) < float(by["lee-1-small", "mean head"]["fitted_median"])
+
+
+def test_lee_renders_are_deterministic_and_framed(realscans):
+    """Same photo twice (fixed seeds); the scan in mm (62.85 mm eye centres, outer surface only) and
+    its face detected where the render put it."""
+    from mfnet.detect.detect import detect_landmarks
+    from mfnet.evaluate.realscans import load_scan
+    from mfnet.evaluate.realscans_render import QUICK_LEE_CASE, render_case
+    from mfnet.evaluate.synthetic import pupil_distance
+
+    scan = load_scan("lee")
+    assert abs(pupil_distance(scan.landmarks) - 62.85) < 1e-6
+    assert 80 < np.linalg.norm(scan.landmarks[45] - scan.landmarks[36]) < 100  # outer eye corners, mm
+    assert 0.5 < scan.exterior.mean() < 0.9  # the inner mouth bag and eye sockets are left out
+    (a, cam), = render_case(QUICK_LEE_CASE, scan)
+    (b, _), = render_case(QUICK_LEE_CASE, scan)
+    assert a.shape == (480, 384, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = detect_landmarks(a)
+    width = np.ptp(det.points[:, 0])
+    assert 180 < width < 300, width  # face ~240 px wide by construction

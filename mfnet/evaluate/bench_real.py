@@ -53,7 +53,10 @@ def run_real_benchmark(cases=DEFAULT_CASES, presets=DEFAULT_PRESETS, model=None,
         base = None
         for preset in plan:
             try:
-                r = run_mean_head(case, model, root) if preset == "mean head" else run_case(case, preset, model, root, **overrides)
+                if preset == "mean head":
+                    r = run_mean_head(case, model, root)
+                else:
+                    r = run_case(case, preset, model, root, **overrides)
                 r["failed"], r["error"] = 0, ""
             except Exception as exc:  # a detector miss is a benchmark result, reported in the table
                 if preset == "mean head":
@@ -133,7 +136,8 @@ def plot_curves(rows: list[dict], path: Path) -> Path | None:
     xs = np.linspace(0.0, CURVE_MAX_MM, 161)
     for ax, case in zip(axes.ravel(), cases):
         for r in (r for r in ok if r["case"] == case):
-            ax.plot(xs, cumulative_fraction(r["fitted"]["distances"], xs), label=f"{r['method']} ({r['fitted_median']:.2f})")
+            ax.plot(xs, cumulative_fraction(r["fitted"]["distances"], xs),
+                    label=f"{r['method']} ({r['fitted_median']:.2f})")
         ax.set_title(case, fontsize=9)
         ax.set_xlim(0, CURVE_MAX_MM)
         ax.set_ylim(0, 1)

@@ -62,7 +62,8 @@ def realscans_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def cache_dir() -> Path:
-    """Where derived photos (James's two halves, Lee renders, cams.json) are written: ``<mfnet user dir>/cache/realscans``."""
+    """Where derived photos (James's two halves, Lee renders, cams.json) are written:
+    ``<mfnet user dir>/cache/realscans``."""
     from ..headmodel.registry import user_dir
 
     d = user_dir() / "cache" / "realscans"
@@ -155,7 +156,8 @@ def scan_regions(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         "forehead": [L[i] + k * h * up for i in range(17, 27) for k in (1.0, 2.0)],
     }
     groups = {"eyes": list(range(17, 27)) + list(range(36, 48)), "nose": list(range(27, 36)),
-              "mouth": list(range(48, 68)), "chin": list(range(6, 11)), "cheeks": list(range(0, 6)) + list(range(11, 17))}
+              "mouth": list(range(48, 68)), "chin": list(range(6, 11)),
+              "cheeks": list(range(0, 6)) + list(range(11, 17))}
     from scipy.spatial import cKDTree
 
     tree = cKDTree(V)

@@ -89,20 +89,27 @@ class LeeCase:
 
 
 def _set(yaws, light, background, distance, face_px=380.0, size=(800, 640), pitch=0.0, seed=0) -> tuple:
-    return tuple(Shot(float(y), pitch, light, background, distance, face_px, size, seed + k) for k, y in enumerate(yaws))
+    return tuple(Shot(float(y), pitch, light, background, distance, face_px, size, seed + k)
+                 for k, y in enumerate(yaws))
 
 
 LEE_CASES: dict[str, LeeCase] = {
-    "lee-1": LeeCase("Lee, 1 render, frontal, studio light, plain background, 60 cm", _set((0,), "studio", "plain", 600)),
-    "lee-1-y30": LeeCase("Lee, 1 render, yaw +30, window light, cluttered, 50 cm", _set((30,), "window", "clutter", 500, seed=10)),
-    "lee-1-y60": LeeCase("Lee, 1 render, yaw -60, side light, cluttered, 80 cm", _set((-60,), "side", "clutter", 800, seed=20)),
-    "lee-1-y75": LeeCase("Lee, 1 render, yaw +75, studio light, plain, 100 cm", _set((75,), "studio", "plain", 1000, seed=30)),
+    "lee-1": LeeCase("Lee, 1 render, frontal, studio light, plain background, 60 cm",
+                     _set((0,), "studio", "plain", 600)),
+    "lee-1-y30": LeeCase("Lee, 1 render, yaw +30, window light, cluttered, 50 cm",
+                         _set((30,), "window", "clutter", 500, seed=10)),
+    "lee-1-y60": LeeCase("Lee, 1 render, yaw -60, side light, cluttered, 80 cm",
+                         _set((-60,), "side", "clutter", 800, seed=20)),
+    "lee-1-y75": LeeCase("Lee, 1 render, yaw +75, studio light, plain, 100 cm",
+                         _set((75,), "studio", "plain", 1000, seed=30)),
     "lee-1-p20": LeeCase("Lee, 1 render, pitch +20 (face down), warm light, cluttered, 45 cm",
                          _set((0,), "warm", "clutter", 450, pitch=20.0, seed=40)),
     "lee-1-pm20": LeeCase("Lee, 1 render, yaw -15, pitch -20 (face up), overcast, plain, 70 cm",
                           _set((-15,), "overcast", "plain", 700, pitch=-20.0, seed=50)),
-    "lee-30": LeeCase("Lee, 3 renders (0, -30, +30), studio light, cluttered, 60 cm", _set((0, -30, 30), "studio", "clutter", 600, seed=60)),
-    "lee-60": LeeCase("Lee, 3 renders (0, -60, +60), side light, cluttered, 60 cm", _set((0, -60, 60), "side", "clutter", 600, seed=70)),
+    "lee-30": LeeCase("Lee, 3 renders (0, -30, +30), studio light, cluttered, 60 cm",
+                      _set((0, -30, 30), "studio", "clutter", 600, seed=60)),
+    "lee-60": LeeCase("Lee, 3 renders (0, -60, +60), side light, cluttered, 60 cm",
+                      _set((0, -60, 60), "side", "clutter", 600, seed=70)),
     "lee-lowres": LeeCase("Lee, 3 renders (0, -30, +30), low resolution (face ~200 px), overcast, plain, 100 cm",
                           _set((0, -30, 30), "overcast", "plain", 1000, face_px=200.0, size=(400, 320), seed=80)),
 }
@@ -207,7 +214,8 @@ def render_shot(vertices_mm: np.ndarray, faces: np.ndarray, uv: np.ndarray, text
                               torch.tensor(t[None], dtype=f32))
     v = torch.tensor(np.asarray(vertices_mm)[None], dtype=f32)
     with torch.no_grad():
-        out = Renderer((H * ss, W * ss)).render(v, torch.as_tensor(faces), cams, texture=torch.tensor(texture[None], dtype=f32),
+        tex = torch.tensor(texture[None], dtype=f32)
+        out = Renderer((H * ss, W * ss)).render(v, torch.as_tensor(faces), cams, texture=tex,
                                                 vt=torch.tensor(uv, dtype=f32), ft=torch.as_tensor(faces))
     img = out.image[0].permute(1, 2, 0).numpy().astype(np.float64)  # (h, w, 6): colour, specular
     mask = out.mask[0, 0].numpy() > 0
@@ -228,7 +236,8 @@ def render_shot(vertices_mm: np.ndarray, faces: np.ndarray, uv: np.ndarray, text
         diffuse = diffuse + np.asarray(c) * ndl.clip(0, None)
         hv = view + d
         hv /= np.linalg.norm(hv, axis=-1, keepdims=True).clip(1e-9)
-        highlight = highlight + np.asarray(c) * (n * hv).sum(-1, keepdims=True).clip(0, None) ** SPEC_EXPONENT * (ndl > 0)
+        ndh = (n * hv).sum(-1, keepdims=True).clip(0, None)
+        highlight = highlight + np.asarray(c) * ndh ** SPEC_EXPONENT * (ndl > 0)
     colour = albedo * diffuse + light.specular * spec * highlight
     bg = cv2.resize(background(shot.background, (H, W), shot.seed), (w, h), interpolation=cv2.INTER_LINEAR)
     photo = np.where(mask[..., None], colour, bg).astype(np.float32)
@@ -283,7 +292,8 @@ def _frontal_depth(V, F, uv, tex, centre, distance, covered, size):
     return photo, depth, (K, R, t)
 
 
-def exterior_vertices(V: np.ndarray, F: np.ndarray, n_dirs: int = 64, size: int = 512, tol: float = 0.004) -> np.ndarray:
+def exterior_vertices(V: np.ndarray, F: np.ndarray, n_dirs: int = 64, size: int = 512,
+                      tol: float = 0.004) -> np.ndarray:
     """(N,) bool: vertices seen from outside.  The mesh is rendered orthographically (depth only) from
     ``n_dirs`` directions spread evenly over the sphere (Fibonacci); a vertex is exterior when in some
     view its depth is within ``tol`` x the mesh extent of the z-buffer at its pixel (minimum over the
@@ -299,7 +309,8 @@ def exterior_vertices(V: np.ndarray, F: np.ndarray, n_dirs: int = 64, size: int 
     k = np.arange(n_dirs) + 0.5
     phi, theta = np.arccos(1 - 2 * k / n_dirs), np.pi * (1 + 5 ** 0.5) * k
     dirs = np.stack([np.sin(phi) * np.cos(theta), np.sin(phi) * np.sin(theta), np.cos(phi)], 1)
-    cams = WeakPerspectiveCameras(torch.tensor([2.0 / (1.05 * ext)], dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64))
+    f64 = torch.float64
+    cams = WeakPerspectiveCameras(torch.tensor([2.0 / (1.05 * ext)], dtype=f64), torch.zeros(1, 2, dtype=f64))
     Ft = torch.as_tensor(F)
     for d in dirs:  # rotate d onto +z (the camera looks down -z)
         z = d / np.linalg.norm(d)
@@ -358,8 +369,9 @@ def load_lee(root=None) -> Scan:
     origin = L[33].copy()
     V, L = (V - origin) * s, (L - origin) * s
     face_frame(L)  # handedness check
-    return Scan("lee", V, raw.faces, L, note=f"Lee Perry-Smith, scaled x{s:.3f} to a {PUPIL_MM} mm eye-centre distance; "
-                                           "landmarks back-projected from MediaPipe on a frontal render",
+    note = (f"Lee Perry-Smith, scaled x{s:.3f} to a {PUPIL_MM} mm eye-centre distance; landmarks back-projected "
+            "from MediaPipe on a frontal render")
+    return Scan("lee", V, raw.faces, L, note=note,
                 extra={"uv": raw.uv, "texture": raw.texture, "scale": s}, exterior=exterior)
 
 
