@@ -163,6 +163,11 @@ def _reconstruct(images, model, preset, device, backend, identity, progress, vie
         t_id = time.perf_counter()
         caught += _identity_warnings(model, views)
         timings["identity_check"] = time.perf_counter() - t_id
+    from .fit.neutral import neutral_head
+
+    neutral = neutral_head(model, head)
+    with torch.no_grad():
+        neutral_v = model(neutral.shape[None], neutral.expression[None], neutral.pose(vp.rotation.new_zeros(1, 3)))
     texture = None
     if model.has_uvs:
         say("fusing the texture ...")
@@ -177,7 +182,8 @@ def _reconstruct(images, model, preset, device, backend, identity, progress, vie
         landmarks3d=canon.landmarks[0].cpu().numpy(),
         vt=model.vt.cpu().numpy() if model.has_uvs else None, ft=model.ft.cpu().numpy() if model.has_uvs else None,
         texture=texture, history=res.history, timings=timings, warnings=caught,
-        posed_vertices=posed.vertices.cpu().numpy(),
+        posed_vertices=posed.vertices.cpu().numpy(), neutral_shape=neutral.shape.cpu().numpy(),
+        neutral_vertices=neutral_v.vertices[0].cpu().numpy(),
         photos=[_original_pixels(v) for v in views.photos] if views.photos else None,
         calibrated_cameras=None if rig is None else {
             "K": rig[0], "R": rig[1], "t": rig[2],

@@ -134,6 +134,8 @@ class Reconstruction:
     posed_vertices: np.ndarray | None = None  # (N, V, 3) per-view heads, in the frame the cameras project
     photos: list | None = None  # (H, W, 3) uint8 photos at original resolution, for overlays
     calibrated_cameras: dict | None = None  # --cameras: the rig's K, R, t and the head's world pose
+    neutral_shape: np.ndarray | None = None  # (S,) identity of the neutral head (mfnet.fit.neutral)
+    neutral_vertices: np.ndarray | None = None  # (V, 3) that neutral head: no expression, jaw closed, metres
 
     @property
     def reprojection_error_px(self) -> np.ndarray:

@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flow", default=None, metavar="dis|raft:PATH",
                    help="flow backend for the multi-view loss: OpenCV DIS (default) or torchvision RAFT with weights")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--neutral", action="store_true",
+                   help="also write neutral.obj / neutral.ply: the same person without expression, jaw closed")
     add_threads_argument(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
@@ -174,7 +176,7 @@ def _run_one(images, out: Path, args, model) -> dict:
                       checkpoint=args.checkpoint, cameras=args.cameras, **_overrides(args))
     t = time.perf_counter()
     log.info("writing %s/ ...", out)
-    rec.save(out, report=not args.no_report, overwrite=args.overwrite, protect=images)
+    rec.save(out, report=not args.no_report, overwrite=args.overwrite, protect=images, neutral=args.neutral)
     log.info("wrote %s/ in %.1f s", out, time.perf_counter() - t)
     err = rec.reprojection_error_px
     return {"out": str(out), "views": rec.names, "reprojection_error_px": [round(float(e), 3) for e in err],

@@ -217,6 +217,20 @@ def _write_meshes(d: Path, rec, formats) -> list[str]:
     return sorted(p.name for p in d.iterdir())
 
 
+def _write_neutral(d: Path, rec) -> None:
+    if getattr(rec, "neutral_vertices", None) is None:
+        raise ValueError("this reconstruction has no neutral head (neutral_vertices); reconstruct it again")
+    V, F = _np(rec.neutral_vertices), np.asarray(_np(rec.faces, np.int64))
+    vt, ft = _np(rec.vt), _np(rec.ft, np.int64)
+    write_obj(d / "neutral.obj", V, F, vt, ft)
+    if (d / "mesh.mtl").exists():  # share the fitted mesh's material and texture
+        text = (d / "neutral.obj").read_text().replace("# written by mfnet\n",
+                                                        "# written by mfnet\nmtllib mesh.mtl\nusemtl material0\n", 1)
+        with atomic_path(d / "neutral.obj") as tmp:
+            tmp.write_text(text)
+    write_ply(d / "neutral.ply", V, F)
+
+
 def _lists(a):
     return None if a is None else np.asarray(a, np.float64).tolist()
 
@@ -254,6 +268,8 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
         "reprojection_error_px": err, "names": np.asarray([str(x) for x in rec.names], dtype=str),
         "model_name": np.asarray(str(rec.model_name)), "model_version": np.asarray(str(model_version or "")),
     }
+    if getattr(rec, "neutral_shape", None) is not None:
+        arrays["neutral_shape"] = _np(rec.neutral_shape)
     for key in ("neck", "eyes"):
         if getattr(head, key, None) is not None:
             arrays[key] = _np(getattr(head, key))
@@ -285,7 +301,8 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
         "model": {"name": str(rec.model_name), "version": model_version},
         "units": "metres; head frame y up, face towards +z",
         "head": {"shape": _lists(arrays["shape"]), "expression": _lists(arrays["expression"]),
-                 "jaw": _lists(arrays["jaw"]), "neck": _lists(arrays.get("neck")), "eyes": _lists(arrays.get("eyes"))},
+                 "jaw": _lists(arrays["jaw"]), "neck": _lists(arrays.get("neck")), "eyes": _lists(arrays.get("eyes")),
+                 "neutral_shape": _lists(arrays.get("neutral_shape"))},
         "views": views,
         "cameras": {
             "weak_perspective": "x_r = c/2 + s*c/2*(P_x + t_x), y_r = c/2 - s*c/2*(P_y + t_y) in renderer crop "
@@ -324,7 +341,7 @@ def _write_landmarks(d: Path, rec, stems, with_overlays: bool) -> None:
 def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None, photos=None,
                          formats=FORMATS, report: bool = True, pivot=None, original_sizes=None,
                          model_version: str | None = None, focal_factor: float = 50.0, overwrite: bool = False,
-                         protect=()) -> Path:
+                         protect=(), neutral: bool = False) -> Path:
     """Write ``rec`` into ``out_dir`` (replaced atomically; see the module docstring for the layout).
 
     Args:
@@ -339,6 +356,8 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
         focal_factor: the OpenCV focal length in crop sizes (larger = closer to orthographic).
         overwrite: write into an existing folder that holds files mfnet did not write (they are kept).
         protect: paths never replaced (the input photos).
+        neutral: also write ``neutral.obj`` (+ ``neutral.ply``): the neutral head (no expression, jaw
+            closed; :mod:`mfnet.fit.neutral`), same topology and UVs, sharing ``mesh.mtl`` / ``texture.png``.
     Returns the output folder.
     """
     formats = tuple(formats)
@@ -358,6 +377,8 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
     with output_dir(out_dir, overwrite=overwrite, protect=protect) as tmp:
         tmp = Path(tmp)
         _write_meshes(tmp, rec, formats)
+        if neutral:
+            _write_neutral(tmp, rec)
         _write_params(tmp, rec, cams, stems, model_version)
         overlays = []
         if photos is not None:
