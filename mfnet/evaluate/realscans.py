@@ -285,18 +285,21 @@ def mean_head(model=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return o.vertices[0].cpu().numpy(), model.faces.cpu().numpy(), o.landmarks[0].cpu().numpy()
 
 
-def neutral_mesh(model, head) -> tuple[np.ndarray, np.ndarray]:
+def neutral_mesh(model, head, shape=None) -> tuple[np.ndarray, np.ndarray]:
     """(vertices m, 68 landmarks m) of ``head`` (HeadParams) with expression and jaw zero, canonical
-    pose (neck and eyes as fitted): the mesh NoW scores."""
+    pose (neck and eyes as fitted): the mesh NoW scores. ``shape``: the identity to use (default the
+    fit's own code; a reconstruction's ``neutral_shape`` is its identity projection,
+    :mod:`mfnet.fit.neutral`)."""
     import torch
 
     from ..types import HeadParams
 
     model = _model(model)
+    beta = head.shape if shape is None else torch.as_tensor(np.asarray(shape), dtype=head.shape.dtype)
     z = torch.zeros_like(head.expression)
-    hp = HeadParams(head.shape, z, torch.zeros_like(head.jaw), head.neck, head.eyes)
+    hp = HeadParams(beta, z, torch.zeros_like(head.jaw), head.neck, head.eyes)
     with torch.no_grad():
-        o = model(head.shape[None], z[None], hp.pose(head.shape.new_zeros(1, 3)))
+        o = model(beta[None], z[None], hp.pose(beta.new_zeros(1, 3)))
     return o.vertices[0].cpu().numpy(), o.landmarks[0].cpu().numpy()
 
 
@@ -319,10 +322,11 @@ def score_mesh(vertices_m, faces, landmarks68_m, scan: Scan) -> dict:
 
 def score_reconstruction(rec, case: str | Scan, model=None) -> dict:
     """``{'fitted': score_mesh(...), 'neutral': score_mesh(...)}`` of a :class:`~mfnet.types.Reconstruction`
+    (neutral: the reconstruction's own neutral head, ``rec.neutral_shape``, when it has one)
     against the scan of ``case`` (a case name such as 'james-cal' / 'lee-30', a scan name, or a Scan)."""
     scan = case if isinstance(case, Scan) else load_scan(case_scan(case))
     model = _model(model if model is not None else rec.model_name)
-    nv, nl = neutral_mesh(model, rec.head)
+    nv, nl = neutral_mesh(model, rec.head, getattr(rec, "neutral_shape", None))
     return {"fitted": score_mesh(rec.vertices, rec.faces, rec.landmarks3d, scan),
             "neutral": score_mesh(nv, rec.faces, nl, scan)}
 
