@@ -276,3 +276,16 @@ def test_fitted_roll_beyond_45_degrees_warns():
     with pytest.warns(UserWarning, match=r"a.jpg: the fitted head is rolled by 60°"):
         msgs = _roll_warnings(rot, ["a.jpg", "b.jpg"])
     assert len(msgs) == 1  # a 40° yaw with 10° roll is fine
+
+
+def test_progress_names_each_stage_with_timings(model, astronaut_path, tmp_path, caplog):
+    """Without --quiet each stage is announced and timed: model, detection, fit, texture, writing."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        assert main(["reconstruct", str(astronaut_path), "--out", str(tmp_path / "p"), "--preset", "fast",
+                     "--no-report"]) == 0
+    text = caplog.text
+    for needle in ("loading head model", "detecting faces in 1 photo", "fitting the head to 1 view",
+                   "fitted in", "fusing the texture", "texture and landmarks in", "writing", "wrote"):
+        assert needle in text, needle

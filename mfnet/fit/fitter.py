@@ -85,6 +85,9 @@ class FitConfig:
     # Standardise each view pair's log albedos before comparing them (removes the term's "shrink into
     # flat skin" direction: mfnet.losses.photometric.photometric_consistency_loss).
     photo_normalise: bool = False
+    # Residual level (light stage, mean log-albedo difference) up to which the photometric term keeps its
+    # full weight; above it the weight falls as (ref / residual)^2 (MultiViewFitter._noise_scale). 0: off.
+    photo_noise_ref: float = 0.0
     # Anatomical range of the jaw (degrees): opening (pitch) from jaw_min_deg to jaw_max_deg, sideways
     # (yaw, roll) within ±jaw_side_deg. A jaw rotated past the closed rest pushes the lower lip into the
     # upper one; landmark fits did that on real single photos (-4°), costing 0.4 mm on James.
@@ -129,6 +132,7 @@ class MultiViewFitter:
         self.progress = progress
         self.bounds = model.expression_bounds
         self._flow = None
+        self._photo_scale = 1.0
         face = model.masks.get("face")
         if face is not None:
             inface = torch.zeros(model.num_vertices, dtype=torch.bool, device=model.faces.device)
@@ -176,6 +180,7 @@ class MultiViewFitter:
         views = views.to(dev)
         S, N = views.size, len(views)
         torch.manual_seed(cfg.seed)
+        self._photo_scale = 1.0
         timings, history, mags = {}, {}, []
         t0 = time.perf_counter()
         shape = (self.fixed_shape.to(dev, dt).clone() if self.fixed_shape is not None
@@ -233,6 +238,8 @@ class MultiViewFitter:
                 bar.update(1)
                 bar.set_postfix(stage=name, loss=f"{hist[-1]:.4f}", refresh=False)
             timings[name] = time.perf_counter() - ts
+            if name == "light":
+                self._photo_scale = self._noise_scale(hist[-1] / max(cfg.w_photo, 1e-12))
         bar.close()
         head = HeadParams(params["shape"].detach(), params["expr"].detach(), params["jaw"].detach())
         final = {k: v.detach() for k, v in params.items()}
@@ -278,7 +285,7 @@ class MultiViewFitter:
                         else (cfg.w_reg, cfg.w_reg_expression))
             terms["reg"] = regularisation(sh, params["expr"], w_s, w_e)
         if name == "photo":
-            terms["photo"] = cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
+            terms["photo"] = cfg.w_photo * self._photo_scale * self._photo_term(params, views, rots, transl, photo,
                                                             refresh=it % cfg.photo_refresh_every == 0, step=it)
         if name == "flow":
             pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
@@ -300,6 +307,17 @@ class MultiViewFitter:
             terms["multiop"] = cfg.w_multiop * multiview_flow_loss(verts, flow_state["local"], cams, S,
                                                                    flow_state["corr"])
         return terms
+
+    def _noise_scale(self, residual: float) -> float:
+        """Weight of the photometric term for photos whose residual (after the light stage) is ``residual``:
+        ``min(1, (photo_noise_ref / residual) ** 2)``. Noisier photos (real skin, specular highlights,
+        hair) carry less geometric information per unit of residual, so their term counts less against
+        the priors and landmarks (the weight a Gaussian likelihood with that noise level gives);
+        renders as clean as the model's own image formation keep the full weight."""
+        ref = self.cfg.photo_noise_ref
+        if ref <= 0 or not math.isfinite(residual) or residual <= 0:
+            return 1.0
+        return float(min(1.0, (ref / residual) ** 2))
 
     def _project(self, params) -> None:
         """Keep the expression within the model's bounds and the jaw within its anatomical range
