@@ -186,3 +186,42 @@ def test_photometric_term_alone_recovers_a_perturbed_shape(model):
     before, after = error(start), error(res.head.shape)
     print(f"shape error {before:.2f} -> {after:.2f} mm")
     assert after < 0.65 * before, (before, after)  # measured 1.23 -> 0.69 mm
+
+
+def test_identity_prior_grows_with_the_photometric_noise():
+    """The photometric stage's identity prior is scaled by (residual / photo_noise_ref)^2 within [1, 10]:
+    clean renders keep it, noisy real photos get a stronger one (see MultiViewFitter._noise_scale)."""
+    from synthetic_model import make_synthetic_model
+
+    from mfnet.headmodel.model import HeadModel
+
+    m = HeadModel(make_synthetic_model(n_verts=60))
+    f = MultiViewFitter(m, get_config("default", photo_noise_ref=0.04), progress=False)
+    assert f._noise_scale(0.02) == 1.0 and f._noise_scale(0.04) == 1.0
+    assert f._noise_scale(0.08) == pytest.approx(4.0) and f._noise_scale(1.0) == 10.0
+    assert f._noise_scale(float("nan")) == 1.0
+    off = MultiViewFitter(m, get_config("default", photo_noise_ref=0.0), progress=False)
+    assert off._noise_scale(0.5) == 1.0
+
+
+def test_standardised_residual_ignores_each_photos_exposure_and_contrast():
+    """photo_normalise: a per-view affine change of the log albedo (exposure, contrast) leaves the term
+    unchanged, which the plain difference does not."""
+    from mfnet.losses.photometric import PhotoPlan, SurfaceSamples, _standardised_difference
+
+    g = torch.Generator().manual_seed(0)
+    K = 200
+    s = SurfaceSamples(torch.zeros(K, dtype=torch.long), torch.ones(K, dtype=torch.long), torch.arange(K),
+                       torch.full((K, 3), 1 / 3))
+    faces = torch.arange(3 * K).reshape(K, 3)
+    plan = PhotoPlan.build(s, faces, 2, 3 * K, torch.float64)
+    a = torch.randn(K, 3, generator=g, dtype=torch.float64)
+    b = a + 0.1 * torch.randn(K, 3, generator=g, dtype=torch.float64)
+    L = torch.empty(2 * K, 3, dtype=torch.float64)
+    L[plan.pos_a], L[plan.pos_b] = a, b
+    d1 = _standardised_difference(L, plan, s, 2, None)
+    L2 = L.clone()
+    L2[plan.pos_b] = 3.0 * b + 0.7
+    d2 = _standardised_difference(L2, plan, s, 2, None)
+    torch.testing.assert_close(d1, d2, atol=1e-4, rtol=1e-4)  # up to the 1e-3 std floor
+    assert not torch.allclose(plan.diff(L), plan.diff(L2))

@@ -85,9 +85,10 @@ class FitConfig:
     # Standardise each view pair's log albedos before comparing them (removes the term's "shrink into
     # flat skin" direction: mfnet.losses.photometric.photometric_consistency_loss).
     photo_normalise: bool = False
-    # Residual level (light stage, mean log-albedo difference) up to which the photometric term keeps its
-    # full weight; above it the weight falls as (ref / residual)^2 (MultiViewFitter._noise_scale). 0: off.
-    photo_noise_ref: float = 0.0
+    # Residual level (light stage, mean log-albedo difference) up to which the photometric stage keeps its
+    # identity prior photo_w_reg; above it the prior grows as (residual / ref)^2, at most 10x
+    # (MultiViewFitter._noise_scale). 0: off.
+    photo_noise_ref: float = 0.04
     # Anatomical range of the jaw (degrees): opening (pitch) from jaw_min_deg to jaw_max_deg, sideways
     # (yaw, roll) within ±jaw_side_deg. A jaw rotated past the closed rest pushes the lower lip into the
     # upper one; landmark fits did that on real single photos (-4°), costing 0.4 mm on James.
@@ -281,11 +282,11 @@ class MultiViewFitter:
             terms = {k: v * cfg.photo_w_landmarks for k, v in terms.items()}
         if name != "pose" and "reg" not in cfg.disabled_losses:
             sh = params["shape"] if self.fixed_shape is None else params["shape"] * 0
-            w_s, w_e = ((cfg.photo_w_reg, cfg.photo_w_reg_expression) if name == "photo"
+            w_s, w_e = ((cfg.photo_w_reg * self._photo_scale, cfg.photo_w_reg_expression) if name == "photo"
                         else (cfg.w_reg, cfg.w_reg_expression))
             terms["reg"] = regularisation(sh, params["expr"], w_s, w_e)
         if name == "photo":
-            terms["photo"] = cfg.w_photo * self._photo_scale * self._photo_term(params, views, rots, transl, photo,
+            terms["photo"] = cfg.w_photo * self._photo_term(params, views, rots, transl, photo,
                                                             refresh=it % cfg.photo_refresh_every == 0, step=it)
         if name == "flow":
             pose = HeadParams(params["shape"], params["expr"], params["jaw"]).pose(rots)
@@ -309,15 +310,15 @@ class MultiViewFitter:
         return terms
 
     def _noise_scale(self, residual: float) -> float:
-        """Weight of the photometric term for photos whose residual (after the light stage) is ``residual``:
-        ``min(1, (photo_noise_ref / residual) ** 2)``. Noisier photos (real skin, specular highlights,
-        hair) carry less geometric information per unit of residual, so their term counts less against
-        the priors and landmarks (the weight a Gaussian likelihood with that noise level gives);
-        renders as clean as the model's own image formation keep the full weight."""
+        """Factor on the identity prior of the photometric stage for photos whose photometric residual
+        (after the light stage) is ``residual``: ``clip((residual / photo_noise_ref) ** 2, 1, 10)``.
+        The prior's weight against a Gaussian likelihood grows with the noise variance: noisier photos
+        (real skin, specular highlights, hair, compression) pull the identity less far from the mean
+        than renders as clean as the model's own image formation."""
         ref = self.cfg.photo_noise_ref
         if ref <= 0 or not math.isfinite(residual) or residual <= 0:
             return 1.0
-        return float(min(1.0, (ref / residual) ** 2))
+        return float(min(10.0, max(1.0, (residual / ref) ** 2)))
 
     def _project(self, params) -> None:
         """Keep the expression within the model's bounds and the jaw within its anatomical range
