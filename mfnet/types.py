@@ -144,10 +144,11 @@ class Reconstruction:
 
     @property
     def reprojection_error_iod(self) -> np.ndarray:
-        """(N,) the same error in percent of each photo's inter-ocular distance (outer eye corners)."""
-        from .export.reconstruction import iod_percent
-
-        return iod_percent(self)
+        """(N,) the same error in percent of each photo's inter-ocular distance (outer eye corners,
+        iBUG 36 and 45, of the detected landmarks): comparable across photo sizes."""
+        d = np.asarray(self.detected_landmarks, np.float64)
+        iod = np.linalg.norm(d[:, 45] - d[:, 36], axis=-1)
+        return 100.0 * self.reprojection_error_px / np.maximum(iod, 1e-9)
 
     def save(self, out_dir: str | Path, **kwargs) -> Path:
         """Write all outputs (see :func:`mfnet.export.reconstruction.write_reconstruction`); the posed

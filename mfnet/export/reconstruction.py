@@ -112,11 +112,11 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
 
 
 def iod_percent(rec) -> np.ndarray:
-    """(N,) landmark reprojection error in percent of each photo's inter-ocular distance (outer eye
-    corners, iBUG 36 and 45, of the detected landmarks): comparable across photo sizes."""
-    d = _np(rec.detected_landmarks)
-    iod = np.linalg.norm(d[:, 45] - d[:, 36], axis=-1)
-    return 100.0 * np.asarray(rec.reprojection_error_px, np.float64) / np.maximum(iod, 1e-9)
+    """(N,) landmark reprojection error in percent of each photo's inter-ocular distance
+    (:attr:`mfnet.types.Reconstruction.reprojection_error_iod`; also for record-like objects)."""
+    from ..types import Reconstruction
+
+    return Reconstruction.reprojection_error_iod.fget(rec)
 
 
 def view_stems(names) -> list[str]:
