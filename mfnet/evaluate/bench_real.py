@@ -228,7 +228,8 @@ def write_real_results(rows: list[dict], out_dir, note: str = "", command: str |
         for r in rows:
             w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in CSV_FIELDS})
     tables = [("NoW scan-to-mesh error (mm) after 7-landmark similarity alignment and refinement; 'neutral' = "
-               "same shape with expression and jaw zero; regions: fitted medians.", markdown_table(rows)),
+               "the reconstruction's neutral head (its face projected onto the identity space: no expression, "
+               "jaw closed; mfnet.fit.neutral); regions: fitted medians.", markdown_table(rows)),
               ("Cases:", cases_table(rows))]
     paths: dict[str, Path] = {"csv": csv_path, "md": md_path}
     figures: list[tuple[str, Path]] = []
