@@ -34,10 +34,18 @@ def run_times(fn, runs: int, warmup: int = 2) -> list[float]:
 
 def parse_overrides(items: list[str]) -> dict:
     """``["key=value", ...]`` (the scripts' repeatable ``--set``) as FitConfig overrides; values that
-    read as int or float become numbers."""
+    read as int or float become numbers, tuple fields take comma-separated names."""
+    from dataclasses import fields
+
+    from mfnet.fit.fitter import FitConfig
+
+    tuples = {f.name for f in fields(FitConfig) if isinstance(f.default, tuple)}
     out = {}
     for item in items:
         key, _, text = item.partition("=")
+        if key in tuples:  # e.g. disabled_losses=eye,lip
+            out[key] = tuple(t.strip() for t in text.split(",") if t.strip())
+            continue
         for cast in (int, float):
             try:
                 out[key] = cast(text)
