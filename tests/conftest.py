@@ -21,3 +21,15 @@ def ict_dir() -> Path:
 def _isolated_user_dir(tmp_path_factory, monkeypatch):
     """Never touch the real ~/.local/share/mfnet from tests."""
     monkeypatch.setenv("MFNET_HOME", str(tmp_path_factory.getbasetemp() / "mfnet-home"))
+
+
+@pytest.fixture(scope="module")
+def ict_static_model(ict_dir):
+    """The open head model with its own (static) landmark embedding; one per test module (tests may
+    switch its embedding)."""
+    os.environ["MFNET_ICT_DIR"] = str(ict_dir)
+    from mfnet.headmodel import load_head_model
+
+    m = load_head_model()
+    m.use_landmark_embedding("static")
+    return m

@@ -7,15 +7,8 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def model(ict_dir):
-    import os
-
-    os.environ["MFNET_ICT_DIR"] = str(ict_dir)
-    from mfnet.headmodel import load_head_model
-
-    m = load_head_model()
-    m.use_landmark_embedding("static")
-    return m
+def model(ict_static_model):
+    return ict_static_model
 
 
 def test_face_region_is_the_now_crop_of_the_face(model):

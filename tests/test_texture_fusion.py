@@ -38,15 +38,8 @@ def test_unseen_texels_get_the_skin_tone_with_a_smooth_seam():
 
 
 @pytest.fixture(scope="module")
-def model(ict_dir):
-    import os
-
-    os.environ["MFNET_ICT_DIR"] = str(ict_dir)
-    from mfnet.headmodel import load_head_model
-
-    m = load_head_model()
-    m.use_landmark_embedding("static")
-    return m
+def model(ict_static_model):
+    return ict_static_model
 
 
 def test_views_paint_only_their_face_region(model):

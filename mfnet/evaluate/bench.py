@@ -338,13 +338,9 @@ def write_results(rows: list[dict], out_dir, note: str = "", command: str | None
         rep = write_report(rows, out, tables, note=note, command=command, worst_k=worst_k)
         paths.update(rep["paths"])
         figures = rep["figures"]
-    parts = ["# mfnet bench (synthetic multi-view)", ""]
-    if note:
-        parts += [note, ""]
-    if command:
-        parts += [f"Command: `{command}`", ""]
-    for k, (title, table) in enumerate(tables):
-        parts += ([""] if k else []) + [title, "", table]
+    from .bench_report import markdown_document
+
+    parts = markdown_document("mfnet bench (synthetic multi-view)", tables, note, command)
     if figures:
         parts += ["", "## Figures", "", f"Full report: [report.html]({paths['html'].name})", ""]
         for caption, fig in figures:

@@ -15,7 +15,6 @@ coloured by the distance to the aligned prediction) and ``report.html``.
 from __future__ import annotations
 
 import csv
-import html
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -178,28 +177,6 @@ def plot_error_map(row: dict, path: Path, root=None, size: int = 320) -> Path:
     return plot_heatmap(detail, title, path, size=size)
 
 
-def _html(path: Path, tables, figures, note: str = "", command: str | None = None) -> Path:
-    from .bench_report import _CSS, _img_tag, machine_info, markdown_table_html
-
-    parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8"><title>mfnet bench --real</title>',
-             f"<style>{_CSS}</style></head><body>", "<h1>mfnet bench --real (real-scan NoW benchmark)</h1>"]
-    if note:
-        parts.append(f"<p>{html.escape(note)}</p>")
-    if command:
-        parts.append(f"<p>Command: <code>{html.escape(command)}</code></p>")
-    parts.append("<h2>Tables</h2>")
-    for title, md in tables:
-        parts += [f"<p>{html.escape(title)}</p>", markdown_table_html(md)]
-    if figures:
-        parts.append("<h2>Figures</h2>")
-        parts += [_img_tag(p, caption) for caption, p in figures]
-    parts += ["<h2>Machine</h2>", "<table>"]
-    parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in machine_info().items()]
-    parts += ["</table>", "</body></html>"]
-    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    return path
-
-
 def error_map_rows(rows: list[dict]) -> list[dict]:
     """The rows drawn as error maps: per case its last (most thorough) successful method, and per scan
     the mean head once."""
@@ -219,6 +196,8 @@ def write_real_results(rows: list[dict], out_dir, note: str = "", command: str |
                        report: bool = True, root=None) -> dict[str, Path]:
     """Write ``bench_real.csv``, ``bench_real.md`` and (``report``) ``figures/`` and ``report.html`` into
     ``out_dir`` (a folder: the CLI passes the staging folder of :func:`mfnet.utils.io.output_dir`)."""
+    from .bench_report import markdown_document, write_html
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "bench_real.csv", out / "bench_real.md"
@@ -249,14 +228,9 @@ def write_real_results(rows: list[dict], out_dir, note: str = "", command: str |
             p = plot_error_map(r, fig_dir / name, root)
             paths[f"errormap_{k + 1}"] = p
             figures.append((f"Error map, {r['case']}, {r['method']} (0-5 mm, grey: outside the NoW crop)", p))
-        paths["html"] = _html(out / "report.html", tables, figures, note=note, command=command)
-    parts = ["# mfnet bench --real (real-scan NoW benchmark)", ""]
-    if note:
-        parts += [note, ""]
-    if command:
-        parts += [f"Command: `{command}`", ""]
-    for k, (title, table) in enumerate(tables):
-        parts += ([""] if k else []) + [title, "", table]
+        paths["html"] = write_html(out / "report.html", tables, figures, note=note, command=command,
+                                   title="mfnet bench --real (real-scan NoW benchmark)")
+    parts = markdown_document("mfnet bench --real (real-scan NoW benchmark)", tables, note, command)
     if figures:
         parts += ["", "## Figures", "", "Full report: [report.html](report.html)", ""]
         parts += [f"![{c}]({p.relative_to(out).as_posix()})\n" for c, p in figures]

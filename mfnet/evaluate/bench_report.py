@@ -243,9 +243,22 @@ _CSS = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-co
         "td:first-child{text-align:left}img{max-width:100%}code{background:#f4f4f4;padding:2px 4px}")
 
 
-def write_html(path: Path, tables, figures, note: str = "", command: str | None = None) -> Path:
-    parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8"><title>mfnet bench</title>',
-             f"<style>{_CSS}</style></head><body>", "<h1>mfnet bench (synthetic multi-view)</h1>"]
+def markdown_document(title: str, tables, note: str = "", command: str | None = None) -> list[str]:
+    """The lines of a benchmark's Markdown page up to its figures: title, note, command, tables."""
+    parts = [f"# {title}", ""]
+    if note:
+        parts += [note, ""]
+    if command:
+        parts += [f"Command: `{command}`", ""]
+    for k, (caption, table) in enumerate(tables):
+        parts += ([""] if k else []) + [caption, "", table]
+    return parts
+
+
+def write_html(path: Path, tables, figures, note: str = "", command: str | None = None,
+               title: str = "mfnet bench (synthetic multi-view)") -> Path:
+    parts = ["<!DOCTYPE html>", f'<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
+             f"<style>{_CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
     if note:
         parts.append(f"<p>{html.escape(note)}</p>")
     if command:
