@@ -2,7 +2,8 @@
 
 ``mfnet.reconstruct(images, ...)`` is the one-call API (see :mod:`mfnet.pipeline`).
 """
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["reconstruct", "__version__"]
 
 

@@ -143,7 +143,7 @@ def test_facescape_cameras(tmp_path):
 
 
 def test_synthetic_on_the_fly_and_folder(tmp_path, ict_dir):
-    from mfnet.data.synth_cli import write_synthetic
+    from mfnet.cli.synth import write_synthetic
     from mfnet.headmodel import HeadModel
     from mfnet.headmodel.ict import convert_ict
 
@@ -171,7 +171,7 @@ def test_cli_hooks_synth_and_prepare(tmp_path, capsys):
 
     from synthetic_model import make_synthetic_model
 
-    from mfnet.data.synth_cli import register_prepare, register_synth
+    from mfnet.cli.synth import register_prepare, register_synth
     from mfnet.train.cli import register_train
 
     parser = argparse.ArgumentParser(prog="mfnet")

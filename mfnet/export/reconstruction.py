@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..headmodel.landmarks import NOW_LANDMARKS
 from ..utils.io import atomic_path, output_dir
 from . import cameras as cam

@@ -189,7 +189,7 @@ def output_dir(path: str | os.PathLike, *, overwrite: bool = False, protect: Ite
 
 
 def _write_manifest(folder: Path, files: list[str]) -> None:
-    from .. import __version__
+    from .._version import __version__
 
     doc = {"written_by": f"mfnet {__version__}", "files": [f for f in files if not f.endswith("/")],
            "note": "files mfnet wrote into this folder; a later run replaces or removes only these"}

@@ -38,7 +38,7 @@ def write_synthetic(out: str | Path, n_subjects: int, yaws: Sequence[float], ima
     from ..export.preview import save_png
     from ..headmodel.registry import load_head_model
     from ..utils.io import output_dir
-    from .synthetic import render_subject, to_uint8
+    from ..data.synthetic import render_subject, to_uint8
 
     model = model if model is not None else load_head_model(model_name)
     out = Path(out)
@@ -96,7 +96,7 @@ def register_prepare(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_prepare(args) -> int:
-    from .datasets import open_dataset, prepare_dataset
+    from ..data.datasets import open_dataset, prepare_dataset
 
     ds = open_dataset(args.kind, args.dataset_dir, cache_dir=args.cache)
     stats = prepare_dataset(ds, backend=args.backend)
