@@ -289,3 +289,16 @@ def test_progress_names_each_stage_with_timings(model, astronaut_path, tmp_path,
     for needle in ("loading head model", "detecting faces in 1 photo", "fitting the head to 1 view",
                    "fitted in", "fusing the texture", "texture and landmarks in", "writing", "wrote"):
         assert needle in text, needle
+
+
+def test_single_view_fits_use_their_own_identity_prior(model):
+    """One view: the shape prior is w_reg_single_view (w_reg only applies to several views)."""
+    subj = render_subject(model, (0.0,), image_size=192, seed=3)
+    views = views_from_arrays(subj.images, subj.landmarks2d)
+
+    def shape_norm(**kw):
+        res = MultiViewFitter(model, get_config("fast", **kw), progress=False).fit(views)
+        return float(res.head.shape.norm())
+
+    assert shape_norm(w_reg_single_view=1e6) < 1e-3
+    assert shape_norm(w_reg=1e6) > 0.1  # several-view prior: no effect on one view

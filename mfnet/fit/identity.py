@@ -39,7 +39,7 @@ def identity_consistency(model, views: Views) -> float:
     """Shared-head / per-photo-head landmark error ratio (about 1 for one person; see module doc)."""
     from .fitter import get_config
 
-    cfg = get_config("fast", w_reg=1e-4, w_reg_expression=1e-4)
+    cfg = get_config("fast", w_reg=1e-4, w_reg_single_view=1e-4, w_reg_expression=1e-4)
     joint = landmark_residuals(model, views, cfg)
     alone = np.array([landmark_residuals(model, views.select([i]), cfg)[0] for i in range(len(views))])
     return float(joint.mean() / max(alone.mean(), 1e-12))
