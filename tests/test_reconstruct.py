@@ -300,5 +300,5 @@ def test_single_view_fits_use_their_own_identity_prior(model):
         res = MultiViewFitter(model, get_config("fast", **kw), progress=False).fit(views)
         return float(res.head.shape.norm())
 
-    assert shape_norm(w_reg_single_view=1e6) < 1e-3
-    assert shape_norm(w_reg=1e6) > 0.1  # several-view prior: no effect on one view
+    pinned, free = shape_norm(w_reg_single_view=1e6), shape_norm(w_reg=1e6)  # w_reg: no effect on one view
+    assert pinned < 0.01 and free > 0.1, (pinned, free)  # (Adam's steps keep a pinned code at ~lr, not 0)
