@@ -131,7 +131,8 @@ def check_output_dir(path: str | os.PathLike, *, overwrite: bool = False, protec
         if foreign and not overwrite:
             shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
             raise MfnetError(f"{what} {path}: this folder holds files mfnet did not write ({shown}); choose a new "
-                             "folder, or pass --overwrite to write mfnet's files beside them (nothing else is touched)")
+                             "folder, or pass --overwrite to write mfnet's files beside them (nothing else is touched; "
+                             "outputs of mfnet versions without the .mfnet-files.json manifest count as foreign too)")
     else:
         parent = _writable_parent(path)
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
