@@ -234,3 +234,15 @@ def test_installed_models_and_pngs_follow_the_umask(tmp_path, monkeypatch, capsy
     installed = tmp_path / "home" / "models" / "small.npz"
     assert stat.S_IMODE(installed.stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "t.png").stat().st_mode) == 0o644
+
+
+def test_a_big_foreign_folder_is_not_walked_to_the_end(tmp_path):
+    big = tmp_path / "home"
+    for i in range(3):
+        (big / f"d{i}").mkdir(parents=True)
+        for j in range(40):
+            (big / f"d{i}" / f"f{j}.txt").write_text("x")
+    assert len(foreign_entries(big)) == 120
+    assert foreign_entries(big, limit=5) == [f"d0/f{j}.txt" for j in sorted(range(40), key=str)][:5]
+    with pytest.raises(MfnetError, match=r"\(d0/f0\.txt, .* and more\); choose a new folder"):
+        check_output_dir(big)

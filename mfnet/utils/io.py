@@ -78,29 +78,37 @@ def read_manifest(folder: Path) -> set[str]:
         return set()
 
 
-def _entries(folder: Path) -> list[str]:
-    """Relative POSIX paths of the files (and empty folders) under ``folder``."""
-    out = []
+def _iter_entries(folder: Path) -> Iterator[str]:
+    """Relative POSIX paths of the files (and empty folders) under ``folder``, lazily (a big folder
+    given as ``--out`` is not walked further than needed), skipping mfnet's staging folders."""
     for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(_STAGING))
         rel = Path(root).relative_to(folder)
-        out += [(rel / f).as_posix() for f in files]
-        out += [(rel / d).as_posix() + "/" for d in dirs if not any(Path(root, d).iterdir())]
-    return sorted(out)
+        yield from ((rel / f).as_posix() for f in sorted(files))
+        yield from ((rel / d).as_posix() + "/" for d in dirs if not any(Path(root, d).iterdir()))
 
 
-def foreign_entries(folder: str | os.PathLike) -> list[str]:
-    """What ``folder`` holds that mfnet did not write (relative paths; ``[]`` if it does not exist)."""
+def _entries(folder: Path) -> list[str]:
+    """All of :func:`_iter_entries`, sorted."""
+    return sorted(_iter_entries(folder))
+
+
+def foreign_entries(folder: str | os.PathLike, limit: int | None = None) -> list[str]:
+    """What ``folder`` holds that mfnet did not write (relative paths; ``[]`` if it does not exist);
+    at most ``limit`` of them (the walk stops there)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     mine = read_manifest(folder) | {MANIFEST}
     foreign = []
-    for e in _entries(folder):
+    for e in _iter_entries(folder):
         if e in mine or Path(e).name.startswith(_STAGING):
             continue
         if e.endswith("/") and any(m.startswith(e) for m in mine):
             continue
         foreign.append(e)
+        if limit is not None and len(foreign) >= limit:
+            break
     return foreign
 
 
@@ -127,9 +135,9 @@ def check_output_dir(path: str | os.PathLike, *, overwrite: bool = False, protec
     if path.is_dir():
         if not os.access(path, os.W_OK | os.X_OK):
             raise MfnetError(f"{what} {path}: this folder is not writable; choose a folder you can write to")
-        foreign = foreign_entries(path)
+        foreign = foreign_entries(path, limit=5)
         if foreign and not overwrite:
-            shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+            shown = ", ".join(foreign[:4]) + (" and more" if len(foreign) > 4 else "")
             raise MfnetError(f"{what} {path}: this folder holds files mfnet did not write ({shown}); choose a new "
                              "folder, or pass --overwrite to write mfnet's files beside them (nothing else is touched; "
                              "outputs of mfnet versions without the .mfnet-files.json manifest count as foreign too)")
