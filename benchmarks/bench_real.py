@@ -4,11 +4,12 @@
         --preset default [--set iters_photo=0 --set key=value ...] [--threads 1] [--no-baselines]
 
 Per case it prints the NoW median scan-to-mesh error (mm) of the fitted mesh and of the neutral mesh
-(expression and jaw zero) for ``--preset`` with the ``--set`` FitConfig overrides, next to the model's
-mean head and the landmarks-only fit (preset fast, no overrides; skipped with ``--no-baselines``), and
-the seconds of the reconstruct call.  Cases: ``james`` / ``james-cal`` (two real photos, uncalibrated /
-calibrated rig) and the Lee Perry-Smith renders (``lee-1``, ``lee-1-y30``, ``lee-1-y60``, ``lee-1-y75``,
-``lee-1-p20``, ``lee-1-pm20``, ``lee-30``, ``lee-60``, ``lee-lowres``, ``lee-1-small``), see
+(the reconstruction's neutral head, :mod:`mfnet.fit.neutral`) for ``--preset`` with the ``--set`` FitConfig
+overrides, next to the model's mean head and the landmarks-only fit (preset fast, no overrides; skipped
+with ``--no-baselines``), and the seconds of the reconstruct call.  Cases: ``james`` / ``james-cal`` (two
+real photos, uncalibrated / calibrated rig), ``james-1`` (the left photo alone) and the Lee Perry-Smith
+renders (``lee-1``, ``lee-1-y30``, ``lee-1-y60``, ``lee-1-y75``, ``lee-1-p20``, ``lee-1-pm20``, ``lee-30``,
+``lee-60``, ``lee-lowres``, ``lee-1-small``), see
 :mod:`mfnet.evaluate.realscans`.  Data: ``$MFNET_REALSCANS_DIR`` or ``../shared/data/realscans``.
 The same numbers as a report: ``mfnet bench --real``.  From Python::
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .realscans import REGIONS, case_description, case_scan
 
-DEFAULT_CASES = ("james", "james-cal", "lee-1", "lee-1-y30", "lee-1-y60", "lee-1-y75", "lee-1-p20", "lee-1-pm20",
+DEFAULT_CASES = ("james", "james-cal", "james-1", "lee-1", "lee-1-y30", "lee-1-y60", "lee-1-y75", "lee-1-p20", "lee-1-pm20",
                  "lee-30", "lee-60", "lee-lowres")
 DEFAULT_PRESETS = ("fast", "default", "best")
 QUICK = {"cases": ("james", "lee-1-small"), "presets": ("fast",)}

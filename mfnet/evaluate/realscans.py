@@ -335,7 +335,7 @@ def score_reconstruction(rec, case: str | Scan, model=None) -> dict:
 def case_names() -> list[str]:
     from .realscans_render import LEE_CASES
 
-    return ["james", "james-cal", *LEE_CASES]
+    return ["james", "james-cal", "james-1", *LEE_CASES]
 
 
 def case_scan(case: str) -> str:
@@ -354,6 +354,8 @@ def case_views(case: str, root=None) -> tuple[list[Path], Path | None]:
         return james_views(False, root)
     if case == "james-cal":
         return james_views(True, root)
+    if case == "james-1":  # the left photo alone: a single real view
+        return james_views(False, root)[0][:1], None
     from .realscans_render import LEE_CASES, lee_views
 
     if case in LEE_CASES:
@@ -366,6 +368,8 @@ def case_description(case: str) -> str:
         return "James, 2 real photos (stereo rig halves), uncalibrated"
     if case == "james-cal":
         return "James, 2 real photos, calibrated rig (--cameras)"
+    if case == "james-1":
+        return "James, the left real photo alone (one view)"
     from .realscans_render import LEE_CASES
 
     return LEE_CASES[case].description if case in LEE_CASES else case
