@@ -209,3 +209,17 @@ def test_one_coefficient_row_serves_every_pose(data):
     torch.testing.assert_close(m.vertex_subset(ids)(shape, expr, pose), rep.vertices[:, ids])
     with pytest.raises(ValueError, match="coefficient rows"):
         m.vertex_subset(ids)(shape.expand(2, -1), expr.expand(2, -1), pose)
+
+
+def test_masks_move_with_the_model(data):
+    """HeadModel.to() moves the named vertex masks too (device), keeping them integer (dtype changes)."""
+    from mfnet.headmodel.model import HeadModel
+
+    m = HeadModel(data)
+    if not m.masks:
+        m.masks = {"face": torch.arange(5)}
+    m64 = m.to(torch.float64)
+    assert all(v.dtype == torch.long for v in m64.masks.values())
+    meta = m.to("meta")
+    assert all(v.device.type == "meta" for v in meta.masks.values())
+    assert meta.v_template.device.type == "meta"

@@ -162,6 +162,13 @@ class HeadModel(nn.Module):
     def has_uvs(self) -> bool:
         return self.vt is not None
 
+    def _apply(self, fn, recurse: bool = True):
+        """``.to()`` / ``.cuda()`` / ``.double()`` move the named vertex masks with the buffers (they are
+        index tensors in a plain dict, which ``nn.Module`` would not see)."""
+        out = super()._apply(fn, recurse)
+        self.masks = {k: fn(v) for k, v in self.masks.items()}
+        return out
+
     def vertex_subset(self, vertex_ids: torch.Tensor) -> "VertexSubset":
         """A callable that poses only ``vertex_ids`` (same result as ``forward(...).vertices[:, ids]``)."""
         return VertexSubset(self, vertex_ids)
