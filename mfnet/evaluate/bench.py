@@ -28,7 +28,6 @@ and NaN metrics; the table reports the failure count.
 """
 from __future__ import annotations
 
-import csv
 import math
 import time
 import warnings
@@ -39,6 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from .facescape import cylinder_metrics
+from .files import write_csv
 from .synthetic import PUPIL_MM, face_region, pupil_distance
 
 ANGLE_BINS: dict[str, tuple[float, float]] = {"0-5": (0.0, 5.0), "5-30": (5.0, 30.0), "30-60": (30.0, 60.0),
@@ -321,11 +321,7 @@ def write_results(rows: list[dict], out_dir, note: str = "", command: str | None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "bench.csv", out / "bench.md"
-    with csv_path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CSV_FIELDS})
+    write_csv(csv_path, rows, CSV_FIELDS)
     tables = [("CD (mm), MNE (rad), CR on the face region; 'vertex mm' = mean per-vertex error, all bins.",
                markdown_table(rows)), ("Mean per-vertex face error (mm) per bin:", vertex_table(rows))]
     if any(r["ablation"] for r in rows):

@@ -14,13 +14,13 @@ coloured by the distance to the aligned prediction) and ``report.html``.
 """
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from .files import write_csv
 from .realscans import REGIONS, case_description, case_scan
 
 DEFAULT_CASES = ("james", "james-cal", "james-1", "lee-1", "lee-1-y30", "lee-1-y60", "lee-1-y75", "lee-1-p20", "lee-1-pm20",
@@ -201,11 +201,7 @@ def write_real_results(rows: list[dict], out_dir, note: str = "", command: str |
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "bench_real.csv", out / "bench_real.md"
-    with csv_path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in CSV_FIELDS})
+    write_csv(csv_path, rows, CSV_FIELDS)
     tables = [("NoW scan-to-mesh error (mm) after 7-landmark similarity alignment and refinement; 'neutral' = "
                "the reconstruction's neutral head (its face projected onto the identity space: no expression, "
                "jaw closed; mfnet.fit.neutral); regions: fitted medians.", markdown_table(rows)),

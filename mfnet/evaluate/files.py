@@ -288,16 +288,17 @@ def export_facescape_prediction(path, vertices, faces, scale: float = 1.0) -> Pa
 
 
 # ----------------------------------------------------------------------------- tables
-def write_csv(path, rows: list[dict]) -> Path:
-    """Rows (dicts sharing keys) as CSV; floats with 6 significant digits."""
+def write_csv(path, rows: list[dict], fields=None) -> Path:
+    """Rows (dicts sharing keys) as CSV; floats with 6 significant digits. ``fields``: the columns, in
+    order (other keys are left out, missing ones written empty); default every key of the rows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    keys = list(fields) if fields is not None else list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         for r in rows:  # one line per item
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k in keys for v in [r.get(k, "")]})
     return path
 
 
