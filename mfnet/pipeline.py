@@ -10,7 +10,6 @@ import os
 import time
 import warnings
 from dataclasses import replace
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -32,19 +31,9 @@ def _device(device: str | None) -> torch.device:
 
 def load_identity(path: str | os.PathLike, n_shape: int) -> torch.Tensor:
     """The shape code of an earlier reconstruction's params.npz."""
-    path = Path(path)
-    if not path.exists():
-        raise MfnetError(f"{path}: no such identity file (pass the params.npz of an earlier reconstruction)")
-    try:
-        with np.load(path) as z:
-            shape = np.asarray(z["shape"], dtype=np.float32).reshape(-1)
-    except KeyError:
-        raise MfnetError(f"{path}: has no 'shape' array; pass the params.npz of an earlier mfnet reconstruction") from None
-    except Exception:
-        from .utils.io import npz_problem
+    from .utils.io import read_identity
 
-        raise MfnetError(f"{path}: not a readable params.npz: {npz_problem(path)}; pass the params.npz of an "
-                         "earlier mfnet reconstruction") from None
+    shape = read_identity(path)
     if shape.shape[0] < n_shape:
         raise MfnetError(f"{path}: has {shape.shape[0]} shape coefficients, the model needs {n_shape} "
                          "(was it made with another head model?)")

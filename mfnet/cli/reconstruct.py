@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..errors import MfnetError
-from ..utils.io import MANIFEST, atomic_path, check_output_dir, read_manifest
+from ..utils.io import atomic_path, check_output_dir, read_identity, read_manifest, record_written
 from ..utils.threads import add_threads_argument
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -102,28 +102,9 @@ def _check_input_file(path, flag: str) -> None:
         raise MfnetError(f"{flag} {path}: no such {what}")
 
 
-def _check_identity(path) -> None:
-    """--identity must be an mfnet params.npz with a 'shape' array (read now, before any heavy work)."""
-    import numpy as np
-
-    from ..utils.io import npz_problem
-
-    if not Path(path).is_file():
-        raise MfnetError(f"--identity {path}: no such file (pass the params.npz of an earlier reconstruction)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            ok = "shape" in z.files
-    except Exception:
-        raise MfnetError(f"--identity {path}: not a readable params.npz: {npz_problem(path)}; pass the "
-                         "params.npz of an earlier mfnet reconstruction") from None
-    if not ok:
-        raise MfnetError(f"--identity {path}: has no 'shape' array; pass the params.npz of an earlier mfnet "
-                         "reconstruction")
-
-
 def _check_common(args) -> None:
     if args.identity is not None:
-        _check_identity(args.identity)
+        read_identity(args.identity)  # read now: a bad file answers before any heavy work
     _check_input_file(args.cameras, "--cameras")
     if args.checkpoint is not None:
         _check_input_file(args.checkpoint, f"--method {args.method_name}")
@@ -256,11 +237,4 @@ def _write_summary(out_root: Path, rows: list[dict]) -> None:
     out_root.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_root / "summary.csv") as tmp:
         tmp.write_text(buf.getvalue())
-    _record_in_manifest(out_root, ["summary.csv"])
-
-
-def _record_in_manifest(folder: Path, names: list[str]) -> None:
-    files = sorted(read_manifest(folder) | set(names))
-    with atomic_path(folder / MANIFEST) as tmp:
-        tmp.write_text(json.dumps({"files": files, "note": "files mfnet wrote into this folder"}, indent=1))
-
+    record_written(out_root, ["summary.csv"])

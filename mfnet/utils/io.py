@@ -197,12 +197,42 @@ def output_dir(path: str | os.PathLike, *, overwrite: bool = False, protect: Ite
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_manifest(folder: Path, files: list[str]) -> None:
+def _manifest_text(files) -> str:
     from .._version import __version__
 
-    doc = {"written_by": f"mfnet {__version__}", "files": [f for f in files if not f.endswith("/")],
+    doc = {"written_by": f"mfnet {__version__}", "files": sorted(f for f in files if not f.endswith("/")),
            "note": "files mfnet wrote into this folder; a later run replaces or removes only these"}
-    (folder / MANIFEST).write_text(json.dumps(doc, indent=1))
+    return json.dumps(doc, indent=1)
+
+
+def _write_manifest(folder: Path, files: list[str]) -> None:
+    (folder / MANIFEST).write_text(_manifest_text(files))
+
+
+def record_written(folder: str | os.PathLike, names) -> None:
+    """Add ``names`` (relative paths mfnet has just written into ``folder`` itself, e.g. a batch's
+    ``summary.csv``) to the folder's manifest, atomically."""
+    folder = Path(folder)
+    with atomic_path(folder / MANIFEST) as tmp:
+        tmp.write_text(_manifest_text(read_manifest(folder) | set(names)))
+
+
+def read_identity(path: str | os.PathLike) -> "np.ndarray":
+    """The ``shape`` array of an earlier reconstruction's params.npz (float32, flat), with one-line
+    errors for a missing file, a file that is not an .npz, or one without ``shape``."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise MfnetError(f"{path}: no such identity file (pass the params.npz of an earlier reconstruction)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return np.asarray(z["shape"], dtype=np.float32).reshape(-1)
+    except KeyError:
+        raise MfnetError(f"{path}: has no 'shape' array; pass the params.npz of an earlier mfnet reconstruction") from None
+    except Exception:
+        raise MfnetError(f"{path}: not a readable params.npz: {npz_problem(path)}; pass the params.npz of an "
+                         "earlier mfnet reconstruction") from None
 
 
 def _set_modes(folder: Path) -> None:
