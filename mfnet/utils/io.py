@@ -162,7 +162,7 @@ def _check_protected(path: Path, protect: Iterable) -> None:
 def _may_write(name: str) -> bool:
     """Names mfnet may write into a reconstruction folder."""
     stem = name.lower()
-    return (stem.startswith(("mesh.", "params.", "overlay_", "texture.")) or
+    return (stem.startswith(("mesh.", "neutral.", "params.", "overlay_", "texture.")) or
             stem in {"landmarks.json", "report.html", "summary.csv", "summary.json", "summary.txt", MANIFEST})
 
 
