@@ -199,9 +199,12 @@ def test_build_validates_and_roundtrips(deca_dir, arrays, emb, tmp_path):
     np.testing.assert_array_equal(data.lmk_faces_idx[17:], emb["static_faces"])
     np.testing.assert_array_equal(data.lmk_faces_idx[:17], emb["dyn_faces"][0])
     assert data.dyn_lmk_faces_idx.shape == (79, 17) and data.mp_lmk_indices.shape == (105,)
-    assert data.vt.shape[1] == 2 and data.ft.shape == (F, 3) and set(data.masks) == set(ff.MASK_NAMES)
+    assert data.vt.shape[1] == 2 and data.ft.shape == (F, 3) and set(data.masks) == set(ff.MASK_NAMES) | {"eyeballs", "eye_left", "eye_right", "eyes"}
+    eyeballs = np.union1d(data.masks["left_eyeball"], data.masks["right_eyeball"])
+    np.testing.assert_array_equal(data.masks["eyeballs"], eyeballs)  # the name mfnet's stages look up
     meta = data.meta
     assert meta["source"] == "FLAME" and meta["variant"] == "FLAME 2020" and meta["units"] == "m"
+    assert meta["file_components"] == {"shape": 300, "expression": 100} and "zero_directions_dropped" not in meta
     assert "non-commercial" in meta["license"] and meta["files"]["model"] == "generic_model.pkl"
     out = data.save(tmp_path / "out" / "flame2020.npz")
     back = HeadModelData.load(out)

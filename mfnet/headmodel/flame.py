@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import HeadModelData, HeadModelError
+from .flame_conventions import (
+    add_mask_aliases, check_uvs, check_variant, pick_model_file, pose_correctives, trim_directions)
 from .safe_pickle import safe_load, safe_load_npy
 
 __all__ = ["load_flame_pickle", "flame_variant", "LandmarkEmbedding", "load_landmark_embedding",
@@ -306,8 +308,9 @@ class FlameFiles:
     uvs: Path | None = None
 
 
-def find_flame_files(folder: PathLike) -> FlameFiles:
-    """Pick FLAME files by their usual names in ``folder`` or its direct sub-folders (DECA ``data/``)."""
+def find_flame_files(folder: PathLike, model: PathLike | None = None) -> FlameFiles:
+    """Pick FLAME files by their usual names in ``folder`` or its direct sub-folders (DECA ``data/``);
+    ``model``: the model pickle, when the user named it (only its companions are searched)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise HeadModelError(f"{folder}: not a folder")
@@ -319,13 +322,14 @@ def find_flame_files(folder: PathLike) -> FlameFiles:
                     return cand
         return None
 
-    model = find(*MODEL_NAMES)
+    if model is None:
+        model = pick_model_file({n: p for n in MODEL_NAMES if (p := find(n)) is not None}, folder)
     if model is None:
         raise HeadModelError(f"{folder}: no FLAME model found (looked for {', '.join(MODEL_NAMES)}). {MODEL_HINT}")
     dyn = find("flame_dynamic_embedding.npy")
     lmk = find("landmark_embedding.npy") or (dyn and find("flame_static_embedding.pkl")) \
         or find("flame_static_embedding_68.pkl", "flame_static_embedding.pkl")
-    return FlameFiles(model, lmk, dyn, find("mediapipe_landmark_embedding.npz"), find("FLAME_masks.pkl"),
+    return FlameFiles(Path(model), lmk, dyn, find("mediapipe_landmark_embedding.npz"), find("FLAME_masks.pkl"),
                       find("head_template.obj", "head_template_mesh.obj", "FLAME_texture.npz"))
 
 
@@ -338,12 +342,15 @@ def build_flame_model(model_pkl: PathLike, *, landmark_embedding: PathLike | Lan
     """Assemble a validated :class:`HeadModelData` from FLAME files (units: metres).
 
     shapedirs are split [:300] identity / [300:] expression (FLAME 2023 Open: the last
-    ``supr_expression_metadata['n_expr']``), then truncated to ``n_shape``/``n_expr``;
-    posedirs (V, 3, 36) → (36, 3V) (smplx layout, column 3·v + k); J_regressor dense;
-    parents = kintree_table[0] with parents[0] = -1. A landmark embedding is required.
+    ``supr_expression_metadata['n_expr']``), then truncated to ``n_shape``/``n_expr``
+    (trailing all-zero directions dropped, :mod:`.flame_conventions`); posedirs (V, 3, 36) →
+    (36, 3V) (smplx layout, column 3·v + k); J_regressor dense; parents = kintree_table[0] with
+    parents[0] = -1; FLAME mask names get mfnet aliases. A landmark embedding is required;
+    the no-jaw FLAME 2023 variant is refused.
     """
     raw = load_flame_pickle(model_pkl)
     info = flame_variant(raw, model_pkl)
+    extra = check_variant(raw, model_pkl)
     if landmark_embedding is None:
         raise HeadModelError(f"{model_pkl}: a landmark embedding is required to build a head model "
                              f"(mfnet fits landmarks). {LMK_HINT}")
@@ -365,7 +372,6 @@ def build_flame_model(model_pkl: PathLike, *, landmark_embedding: PathLike | Lan
     if not (0 <= n_shape <= shape_all.shape[2] and 0 <= n_expr <= expr_all.shape[2]):
         raise HeadModelError(f"{model_pkl}: asked for n_shape={n_shape}, n_expr={n_expr} but the file has "
                              f"{shape_all.shape[2]} shape and {expr_all.shape[2]} expression components")
-    pd = raw["posedirs"]
     jr = raw["J_regressor"]
     jr = jr.toarray() if hasattr(jr, "toarray") else np.asarray(jr)
     parents = np.asarray(raw["kintree_table"][0]).astype(np.int64)
@@ -392,21 +398,21 @@ def build_flame_model(model_pkl: PathLike, *, landmark_embedding: PathLike | Lan
         if not isinstance(uvs, tuple):
             files["uvs"] = Path(uvs).name
             uvs = load_flame_uvs(uvs)
+        check_uvs(np.asarray(uvs[1]), F, files.get("uvs", "UVs"), model_pkl)
         kw.update(vt=np.asarray(uvs[0], np.float32), ft=np.asarray(uvs[1], np.int64))
     if lm.dyn_faces_idx is not None:
         kw.update(dyn_lmk_faces_idx=lm.dyn_faces_idx, dyn_lmk_bary_coords=lm.dyn_bary_coords.astype(np.float32))
     meta = {"name": name or f"flame{info['version']}", "source": "FLAME", "variant": info["variant"],
             "version": info["version"], "variant_evidence": info["evidence"], "license": info["license"],
             "license_note": "landmark embeddings, masks and UVs keep the terms of their own downloads",
-            "units": "m", "files": files, "landmarks": lm.source, "n_shape": n_shape, "n_expr": n_expr}
+            "units": "m", "files": files, "landmarks": lm.source, **extra}
+    shapedirs, exprdirs = trim_directions(shape_all, expr_all, n_shape, n_expr, meta)
     data = HeadModelData(
         v_template=raw["v_template"].astype(np.float32), faces=raw["f"].astype(np.int64),
-        shapedirs=np.ascontiguousarray(shape_all[:, :, :n_shape], dtype=np.float32),
-        exprdirs=np.ascontiguousarray(expr_all[:, :, :n_expr], dtype=np.float32),
-        posedirs=np.ascontiguousarray(pd.reshape(-1, pd.shape[2]).T, dtype=np.float32),
+        shapedirs=shapedirs, exprdirs=exprdirs, posedirs=pose_correctives(raw["posedirs"]),
         J_regressor=jr.astype(np.float32), weights=raw["weights"].astype(np.float32), parents=parents,
         lmk_faces_idx=lm.faces_idx, lmk_bary_coords=lm.bary_coords.astype(np.float32),
-        masks=dict(masks or {}), meta=meta, **kw)
+        masks=add_mask_aliases(masks or {}), meta=meta, **kw)
     return data.validate(str(model_pkl))
 
 

@@ -119,10 +119,11 @@ def add_model(name: str, path: str | Path) -> Path:
         files = find_flame_files(path)
         model_pkl = files.model
     else:  # a model pickle: its companions (embeddings, masks, UVs) are looked up beside it
-        files, model_pkl = find_flame_files(path.parent), path
+        files, model_pkl = find_flame_files(path.parent, model=path), path
     data = build_flame_model(model_pkl, name=name, landmark_embedding=files.landmark_embedding,
                              dynamic_embedding=files.dynamic_embedding, mediapipe_embedding=files.mediapipe_embedding,
                              masks=files.masks, uvs=files.uvs)
+    try_calibrate(data, "mediapipe")  # FLAME files carry no detector-calibrated landmarks (as install_ict)
     data.save(dest)
     return dest
 
