@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mfnet.data.images import ImageView, load_view
+from mfnet.utils.images import ImageView, load_view
 from mfnet.detect import (
     IBUG68_FLIP,
     DetectionWarning,
@@ -310,7 +310,7 @@ def test_mediapipe_retry_paths_map_back(reference, astro):
 def test_photo_stored_sideways_is_turned_upright(turns):
     """A photo stored a quarter turn off (no EXIF tag): detection turns it upright and warns; the
     upright photo's landmarks match those of the photo as taken."""
-    from mfnet.data.images import ImageView
+    from mfnet.utils.images import ImageView
     from mfnet.detect import detect_landmarks
     from mfnet.detect.upright import detect_upright, roll_degrees
 
@@ -325,7 +325,7 @@ def test_photo_stored_sideways_is_turned_upright(turns):
 
 
 def test_upright_photo_is_left_alone():
-    from mfnet.data.images import ImageView
+    from mfnet.utils.images import ImageView
     from mfnet.detect import detect_landmarks
     from mfnet.detect.upright import detect_upright
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mfnet.data.images import ImageView
+from mfnet.utils.images import ImageView
 from mfnet.detect import (
     IBUG68_FLIP,
     MP_TO_IBUG68,

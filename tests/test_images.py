@@ -1,4 +1,4 @@
-"""mfnet.data.images: formats, orientation, transparency, bad files, downscaling, duplicates."""
+"""mfnet.utils.images: formats, orientation, transparency, bad files, downscaling, duplicates."""
 from __future__ import annotations
 
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mfnet.data.images import (
+from mfnet.utils.images import (
     MIN_SIDE,
     ImageError,
     ImageNotFoundError,

@@ -272,7 +272,7 @@ class PhotoDataset(MultiViewDataset):
 
     def __getitem__(self, index: int) -> dict:
         from ..detect import face_crop
-        from .images import load_view
+        from ..utils.images import load_view
 
         group, names = self.choose(index)
         c = self.load_cache(group)
@@ -391,7 +391,7 @@ def prepare_dataset(dataset: PhotoDataset, cache_dir: str | Path | None = None, 
     from tqdm.auto import tqdm
 
     from ..detect.errors import NoFaceError
-    from .images import ImageError, load_view
+    from ..utils.images import ImageError, load_view
 
     if cache_dir is not None:
         dataset.cache_dir = Path(cache_dir)

@@ -139,7 +139,7 @@ def warp_to_crop(
 
     ``image`` is the original photo, or a working copy whose pixels are
     ``scale_to_original`` original pixels each (pass ``view.scale_xy`` for a
-    downscaled :class:`~mfnet.data.images.ImageView`). When the crop shrinks
+    downscaled :class:`~mfnet.utils.images.ImageView`). When the crop shrinks
     the image by more than 2x, the image is first reduced with area
     averaging so the crop is not aliased. Outside the image: black
     (``border='constant'``), or ``'replicate'`` / ``'reflect'``.

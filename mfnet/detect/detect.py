@@ -1,6 +1,6 @@
 """Front door of landmark detection: one face per photo, in original-photo pixels.
 
->>> from mfnet.data.images import load_views
+>>> from mfnet.utils.images import load_views
 >>> from mfnet.detect import detect_landmarks
 >>> views = load_views(["a.jpg", "b.jpg"])
 >>> lms = [detect_landmarks(v) for v in views]          # doctest: +SKIP
@@ -19,7 +19,7 @@ from typing import Iterable, Protocol
 
 import numpy as np
 
-from mfnet.data.images import ImageView, load_view
+from mfnet.utils.images import ImageView, load_view
 
 from .errors import DetectionWarning, NoFaceError
 from .landmarks import Landmarks2D
@@ -101,7 +101,7 @@ def detect_landmarks(
     """The iBUG-68 landmarks of the (largest) face in a photo, in original-photo pixels.
 
     Args:
-        image: an :class:`~mfnet.data.images.ImageView`, a file path, or an RGB uint8 array.
+        image: an :class:`~mfnet.utils.images.ImageView`, a file path, or an RGB uint8 array.
         backend: 'mediapipe' (default; 478-point mesh kept in ``mesh478``) or 'dlib'.
         detector: use this detector instead of the shared one for ``backend``.
 

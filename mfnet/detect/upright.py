@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..data.images import ImageView
+from ..utils.images import ImageView
 from .errors import DetectionWarning, NoFaceError
 from .landmarks import Landmarks2D
 
