@@ -13,11 +13,8 @@ import torch
 
 from ..headmodel.model import HeadModel
 from ..render import Renderer, WeakPerspectiveCameras
-
-# SH basis constants of mfnet.render.shading (1/sqrt(4 pi), sqrt(3/(4 pi)))
-_C0 = 1.0 / math.sqrt(4 * math.pi)
-_C1 = math.sqrt(3.0 / (4 * math.pi))
-
+from ..render.cameras import frame_cameras
+from ..render.shading import frontal_light
 
 @dataclass
 class SyntheticSubject:
@@ -34,17 +31,6 @@ class SyntheticSubject:
     canonical_vertices: torch.Tensor  # (V, 3) the head before the view rotation
     landmarks2d: torch.Tensor  # (N, 68, 2) projected landmarks, pixels
     yaws_deg: tuple[float, ...]
-
-
-def frontal_light(strength: float = 1.0, ambient: float = 0.65, top: float = 0.15, side: float = 0.0,
-                  n: int = 1, dtype=torch.float32) -> torch.Tensor:
-    """SH coefficients (n, 9, 3) of a soft light from the front: ambient + directional terms."""
-    c = torch.zeros(n, 9, 3, dtype=dtype)
-    c[:, 0] = strength * ambient / _C0
-    c[:, 1] = strength * top / _C1  # y (from above)
-    c[:, 2] = strength * (1 - ambient) / _C1  # z (from the camera side)
-    c[:, 3] = strength * side / _C1  # x
-    return c
 
 
 def skin_albedo(model: HeadModel, generator: torch.Generator, dtype=torch.float32) -> torch.Tensor:
@@ -116,13 +102,6 @@ def random_expression(model: HeadModel, generator: torch.Generator, scale: float
         act = torch.rand(model.n_expr, generator=generator) * 0.35 * scale
         return act * (torch.rand(model.n_expr, generator=generator) < 0.2)
     return torch.randn(model.n_expr, generator=generator) * 0.6 * scale
-
-
-def frame_cameras(vertices: torch.Tensor, fill: float = 0.75) -> WeakPerspectiveCameras:
-    """Weak-perspective cameras that centre each view's vertices and fill ``fill`` of the frame."""
-    lo, hi = vertices[..., :2].amin(1), vertices[..., :2].amax(1)
-    center, extent = (lo + hi) / 2, (hi - lo).amax(-1)
-    return WeakPerspectiveCameras(scale=2 * fill / extent, trans=-center)
 
 
 def render_subject(model: HeadModel, yaws_deg=(-30.0, 0.0, 30.0), image_size: int = 256, seed: int = 0,

@@ -127,7 +127,8 @@ def render_views(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, si
     the vertical axis through its bounding-box centre; one framing for all views, white background."""
     import torch
 
-    from ..data.synthetic import frame_cameras, frontal_light
+    from ..render.cameras import frame_cameras
+    from ..render.shading import frontal_light
     from ..render import Renderer, WeakPerspectiveCameras
 
     v = np.asarray(vertices, np.float64)

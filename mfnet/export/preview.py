@@ -12,7 +12,8 @@ from ..utils.io import atomic_path
 
 def render_turntable(model, n_views: int = 8, size: int = 256, shape=None, expression=None) -> np.ndarray:
     """Grey, SH-lit renders of the model at ``n_views`` yaw angles, side by side: (size, n*size, 3) uint8."""
-    from ..data.synthetic import frame_cameras, frontal_light
+    from ..render.cameras import frame_cameras
+    from ..render.shading import frontal_light
     from ..render import Renderer
 
     dt = model.v_template.dtype

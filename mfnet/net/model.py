@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from ..data.synthetic import frontal_light
+from ..render.shading import frontal_light
 from ..errors import MfnetError
 from ..headmodel.lbs import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to_matrix
 from ..types import HeadParams, ViewParams

@@ -6,7 +6,7 @@ builds a z-buffer (``Fragments``) with differentiable barycentrics,
 texture extraction, :mod:`silhouette` a soft silhouette, and
 :class:`Renderer` ties them together.
 """
-from .cameras import PerspectiveCameras, WeakPerspectiveCameras, intrinsics_from_fov, look_at_opencv
+from .cameras import PerspectiveCameras, WeakPerspectiveCameras, frame_cameras, intrinsics_from_fov, look_at_opencv
 from .rasterize import (
     Fragments,
     interpolate,
@@ -17,7 +17,7 @@ from .rasterize import (
     signed_areas,
 )
 from .renderer import RenderOutput, Renderer
-from .shading import SH_CONSTANTS, face_normals, sh_basis, sh_shading, vertex_normals
+from .shading import SH_CONSTANTS, face_normals, frontal_light, sh_basis, sh_shading, vertex_normals
 from .silhouette import face_adjacency, silhouette_faces, soft_silhouette
 from .texture import extract_texture, rasterize_uv, sample_texture
 
@@ -26,6 +26,7 @@ __all__ = [
     "WeakPerspectiveCameras",
     "intrinsics_from_fov",
     "look_at_opencv",
+    "frame_cameras",
     "Fragments",
     "rasterize",
     "interpolate",
@@ -41,6 +42,7 @@ __all__ = [
     "sh_basis",
     "sh_shading",
     "SH_CONSTANTS",
+    "frontal_light",
     "sample_texture",
     "rasterize_uv",
     "extract_texture",

@@ -184,3 +184,10 @@ def intrinsics_from_fov(fov_deg: float, image_size, batch: int = 1, dtype=None, 
     f = (h / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
     K = torch.tensor([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
     return K.expand(batch, 3, 3).clone()
+
+
+def frame_cameras(vertices: torch.Tensor, fill: float = 0.75) -> WeakPerspectiveCameras:
+    """Weak-perspective cameras that centre each view's vertices and fill ``fill`` of the frame."""
+    lo, hi = vertices[..., :2].amin(1), vertices[..., :2].amax(1)
+    center, extent = (lo + hi) / 2, (hi - lo).amax(-1)
+    return WeakPerspectiveCameras(scale=2 * fill / extent, trans=-center)

@@ -138,3 +138,14 @@ def sh_shading(normals: Tensor, coeffs: Tensor, lambertian: bool = False) -> Ten
     h = sh_basis(normals, lambertian=lambertian)
     out = torch.bmm(h.reshape(B, -1, 9), coeffs.to(h))
     return out.reshape(*normals.shape[:-1], coeffs.shape[-1])
+
+
+def frontal_light(strength: float = 1.0, ambient: float = 0.65, top: float = 0.15, side: float = 0.0,
+                  n: int = 1, dtype=torch.float32) -> torch.Tensor:
+    """SH coefficients (n, 9, 3) of a soft light from the front: ambient + directional terms."""
+    c = torch.zeros(n, 9, 3, dtype=dtype)
+    c[:, 0] = strength * ambient / _C0
+    c[:, 1] = strength * top / _C1  # y (from above)
+    c[:, 2] = strength * (1 - ambient) / _C1  # z (from the camera side)
+    c[:, 3] = strength * side / _C1  # x
+    return c

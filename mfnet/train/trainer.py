@@ -289,7 +289,7 @@ def _eval_set(cfg: TrainConfig, model):
 
 @torch.no_grad()
 def _image_grid(model, out, batch, lmk2d):
-    from ..data.synthetic import frontal_light
+    from ..render.shading import frontal_light
     from ..render import Renderer, WeakPerspectiveCameras
     from .logger import landmark_grid
 
