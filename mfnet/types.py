@@ -136,6 +136,7 @@ class Reconstruction:
     calibrated_cameras: dict | None = None  # --cameras: the rig's K, R, t and the head's world pose
     neutral_shape: np.ndarray | None = None  # (S,) identity of the neutral head (mfnet.fit.neutral)
     neutral_vertices: np.ndarray | None = None  # (V, 3) that neutral head: no expression, jaw closed, metres
+    model_meta: dict = field(default_factory=dict)  # the head model's metadata (source, the file's component counts)
 
     @property
     def reprojection_error_px(self) -> np.ndarray:

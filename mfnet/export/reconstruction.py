@@ -8,6 +8,8 @@ not write are never touched; on any error the previous ``out_dir`` is left as it
     mesh.ply, mesh.glb                same mesh (GLB textured when a texture is present)
     params.npz, params.json           coefficients, per-view weak-perspective and OpenCV cameras,
                                       lights, model name/version, NoW landmarks, errors
+    flame_params.npz                  FLAME models only: the codes and cameras in the layout FLAME
+                                      trackers read (:mod:`mfnet.export.flame_params`)
     landmarks.json                    per view: detected and fitted 68 points (original pixels)
     overlay_<view>.png                per view, when ``photos`` are given
     report.html                       self-contained summary page (see :mod:`mfnet.export.report`)
@@ -33,6 +35,7 @@ from .._version import __version__
 from ..headmodel.landmarks import NOW_LANDMARKS
 from ..utils.io import atomic_path, output_dir
 from . import cameras as cam
+from .flame_params import FLAME_PARAMS, is_flame_model, write_flame_params
 from .mesh import write_glb, write_obj, write_ply
 from .preview import save_png
 
@@ -380,6 +383,10 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
         if neutral:
             _write_neutral(tmp, rec)
         _write_params(tmp, rec, cams, stems, model_version)
+        meta = getattr(rec, "model_meta", None) or {}
+        if is_flame_model(meta):  # FLAME codes other FLAME tools read
+            sizes = original_sizes or ([np.asarray(p).shape[:2] for p in photos] if photos is not None else None)
+            write_flame_params(tmp / FLAME_PARAMS, rec, cams.K, cams.R, cams.t, sizes, meta)
         overlays = []
         if photos is not None:
             pts = cam.project_weak(cams.posed, _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
