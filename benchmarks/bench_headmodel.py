@@ -11,7 +11,7 @@ import statistics
 import torch
 from _common import run_times  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-from mfnet.headmodel import load_head_model
+from mfnet.calibrate.install import load_model
 from mfnet.headmodel.lbs import batch_rigid_transform
 
 
@@ -35,7 +35,7 @@ def main():
     ap.add_argument("--batch", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    m = load_head_model()
+    m = load_model()
     B = args.batch
     shape = torch.zeros(B, m.n_shape, requires_grad=True)
     expr = torch.zeros(B, m.n_expr, requires_grad=True)

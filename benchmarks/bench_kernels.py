@@ -20,7 +20,7 @@ import warnings
 
 import torch
 
-from mfnet.headmodel import load_head_model
+from mfnet.calibrate.install import load_model
 from mfnet.render.shading import VertexNormals, vertex_normals
 from mfnet.utils.sparse import FixedSparse
 
@@ -37,7 +37,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
-    model = load_head_model()
+    model = load_model()
     K = model.shapedirs.shape[2]
     print(f"torch threads {args.threads}; ICT-FaceKit head: {model.num_vertices} vertices, {K} coefficients\n")
     print("| case | before, ms | now, ms |\n| --- | --- | --- |")

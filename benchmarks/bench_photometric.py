@@ -26,7 +26,7 @@ from mfnet.evaluate.synthetic import face_region, vertex_error_mm
 from mfnet.fit.fitter import MultiViewFitter, get_config
 from mfnet.fit.init import weak_perspective_lsq
 from mfnet.fit.views import prepare_views
-from mfnet.headmodel import load_head_model
+from mfnet.calibrate.install import load_model
 from mfnet.types import HeadParams, ViewParams
 
 from _common import parse_overrides  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_head_model()
+    model = load_model()
     model.use_landmark_embedding("mediapipe")
     base = parse_overrides(args.set)
     over = {**base, "iters_pose": 0, "iters_shape": 0, "iters_flow": 0, "iters_photo": args.iters,

@@ -20,7 +20,7 @@ import torch
 
 from mfnet.data.synthetic import render_subject, to_uint8
 from mfnet.evaluate.synthetic import face_region, vertex_error_mm
-from mfnet.headmodel import load_head_model
+from mfnet.calibrate.install import load_model
 from mfnet.pipeline import reconstruct
 
 from _common import parse_overrides  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
@@ -30,7 +30,7 @@ SETS = {"1 view (0°)": (0.0,), "3 views (0°, ±30°)": (-30.0, 0.0, 30.0), "3 
 
 
 def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), decompose: bool = False, **overrides):
-    model = load_head_model()
+    model = load_model()
     rows = {}
     mean = model()
     for name, yaws in sets.items():

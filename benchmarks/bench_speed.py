@@ -12,7 +12,7 @@ import warnings
 import torch
 
 from mfnet.data.synthetic import render_subject, to_uint8
-from mfnet.headmodel import load_head_model
+from mfnet.calibrate.install import load_model
 from mfnet.pipeline import reconstruct
 
 
@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--presets", default="fast,default,best", help="comma-separated presets to time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_head_model()
+    model = load_model()
     subj = render_subject(model, (-30.0, 0.0, 30.0), image_size=512, seed=7)
     images = list(to_uint8(subj.images))
     warnings.simplefilter("ignore")

@@ -68,7 +68,7 @@ def _reconstruct(images, model, preset, device, backend, identity, progress, vie
     from .fit.fitter import MultiViewFitter, get_config
     from .fit.views import prepare_views
     from .headmodel.model import HeadModel
-    from .headmodel.registry import load_head_model
+    from .calibrate.install import load_model as load_head_model  # installs the open model on first use
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -28,8 +28,8 @@ def ict_static_model(ict_dir):
     """The open head model with its own (static) landmark embedding; one per test module (tests may
     switch its embedding)."""
     os.environ["MFNET_ICT_DIR"] = str(ict_dir)
-    from mfnet.headmodel import load_head_model
+    from mfnet.calibrate.install import load_model
 
-    m = load_head_model()
+    m = load_model()
     m.use_landmark_embedding("static")
     return m

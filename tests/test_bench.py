@@ -30,9 +30,9 @@ def quick_rows(ict_dir):
         mp.setenv("MFNET_ICT_DIR", str(ict_dir))
         from mfnet.evaluate.bench import run_benchmark
         from mfnet.evaluate.bench_cli import QUICK
-        from mfnet.headmodel import load_head_model
+        from mfnet.calibrate.install import load_model
 
-        return run_benchmark(load_head_model(), subjects=QUICK["subjects"], bins=QUICK["bins"],
+        return run_benchmark(load_model(), subjects=QUICK["subjects"], bins=QUICK["bins"],
                              preset=QUICK["preset"], size=QUICK["size"], seed=0)
 
 

@@ -15,9 +15,9 @@ from mfnet.headmodel.model import HeadModel
 def test_mediapipe_calibration_reduces_detector_disagreement(ict_dir, monkeypatch):
     monkeypatch.setenv("MFNET_ICT_DIR", str(ict_dir))
     from mfnet.headmodel.data import HeadModelData
-    from mfnet.headmodel.registry import resolve_model_path
+    from mfnet.calibrate.install import model_path
 
-    data = HeadModelData.load(resolve_model_path())  # installed with a mediapipe embedding
+    data = HeadModelData.load(model_path())  # installed with a mediapipe embedding
     assert "mediapipe" in data.embeddings
     model = HeadModel(data)
     errs = {"static": [], "mediapipe": []}
@@ -50,10 +50,10 @@ def test_dense_calibration_and_fit_term(ict_dir, monkeypatch, tmp_path):
     from mfnet.cli.main import main
     from mfnet.fit.fitter import MultiViewFitter, get_config
     from mfnet.fit.views import prepare_views
-    from mfnet.headmodel.registry import load_head_model
+    from mfnet.calibrate.install import load_model
 
     assert main(["models", "calibrate", "--dense"]) == 0
-    model = load_head_model()
+    model = load_model()
     faces, bary = model.extra_embedding("mediapipe478")
     assert faces.shape == (478,) and torch.allclose(bary.sum(1), torch.ones(478, dtype=bary.dtype), atol=1e-5)
     subj = render_subject(model, (-20.0, 20.0), image_size=384, seed=77)

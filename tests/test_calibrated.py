@@ -22,9 +22,9 @@ def rig(ict_dir, tmp_path_factory):
     import os
 
     os.environ["MFNET_ICT_DIR"] = str(ict_dir)
-    from mfnet.headmodel import load_head_model
+    from mfnet.calibrate.install import load_model
 
-    model = load_head_model()
+    model = load_model()
     size = 512
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():

@@ -47,9 +47,9 @@ def test_reconstruction_twice_is_bit_identical(ict_dir, two_threads, monkeypatch
     monkeypatch.setenv("MFNET_ICT_DIR", str(ict_dir))
     import mfnet
     from mfnet.data.synthetic import render_subject, to_uint8
-    from mfnet.headmodel import load_head_model
+    from mfnet.calibrate.install import load_model
 
-    model = load_head_model()
+    model = load_model()
     subj = render_subject(model, (-30.0, 0.0, 30.0), image_size=256, seed=5)
     photos = list(to_uint8(subj.images))
     kw = dict(model=model, preset="default", progress=False, iters_shape=60, iters_flow=31, flow_every=15,

@@ -18,9 +18,9 @@ def model(ict_dir):
     import os
 
     os.environ["MFNET_ICT_DIR"] = str(ict_dir)
-    from mfnet.headmodel import load_head_model
+    from mfnet.calibrate.install import load_model
 
-    return load_head_model()
+    return load_model()
 
 
 def _loss_at(model, subj, shape, sh, size, min_cos=0.0):

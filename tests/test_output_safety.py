@@ -198,7 +198,7 @@ def test_bad_output_locations_fail_before_any_work(tmp_path, capsys, monkeypatch
     def no_work(*a, **k):
         raise AssertionError("the head model was loaded before the output folder was checked")
 
-    monkeypatch.setattr("mfnet.headmodel.registry.load_head_model", no_work)
+    monkeypatch.setattr("mfnet.calibrate.install.load_model", no_work)
     photos = tmp_path / "photos"
     photos.mkdir()
     for n in ("front.png", "left.png"):

@@ -25,9 +25,9 @@ def model(ict_dir):
     import os
 
     os.environ["MFNET_ICT_DIR"] = str(ict_dir)
-    from mfnet.headmodel import load_head_model
+    from mfnet.calibrate.install import load_model
 
-    return load_head_model()
+    return load_model()
 
 
 @pytest.fixture(scope="module")

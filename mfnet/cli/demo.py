@@ -36,13 +36,13 @@ def cmd_demo(args) -> int:
     from ..evaluate.synthetic import face_region, vertex_error_mm
     from ..export.mesh import write_obj
     from ..export.preview import save_png
-    from ..headmodel.registry import load_head_model
+    from ..calibrate.install import load_model
     from ..pipeline import reconstruct
     from ..utils.io import check_output_dir, output_dir
 
     out = check_output_dir(Path(args.out), overwrite=args.overwrite)
     t0 = time.perf_counter()
-    model = load_head_model(args.model)
+    model = load_model(args.model)
     t_model = time.perf_counter() - t0
     yaws = (-30.0, 0.0, 30.0)
     t1 = time.perf_counter()

@@ -91,7 +91,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_add(args) -> int:
-    from ..headmodel.registry import add_model
+    from ..calibrate.install import add_model
 
     dest = add_model(args.name, args.path)
     print(f"installed {args.name} -> {dest}")
@@ -108,7 +108,7 @@ def cmd_remove(args) -> int:
 
 def cmd_convert_ict(args) -> int:
     from ..headmodel.ict import convert_ict
-    from ..headmodel.registry import install_ict
+    from ..calibrate.install import install_ict
 
     kwargs = _convert_kwargs(args)
     if args.dest:
@@ -122,7 +122,8 @@ def cmd_convert_ict(args) -> int:
 
 def cmd_fetch(args) -> int:
     from ..headmodel.ict import DEFAULT_URL, fetch_ict
-    from ..headmodel.registry import install_ict, user_dir
+    from ..calibrate.install import install_ict
+    from ..headmodel.registry import user_dir
 
     raw = fetch_ict(args.src or DEFAULT_URL, user_dir() / "ict-facekit-src")
     dest = install_ict(raw, **_convert_kwargs(args))
@@ -131,7 +132,8 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from ..headmodel.registry import DEFAULT_MODEL, calibrate_model
+    from ..calibrate.install import calibrate_model
+    from ..headmodel.registry import DEFAULT_MODEL
 
     if args.dense and args.backend != "mediapipe":
         raise MfnetError("--dense needs --backend mediapipe (dlib has no dense mesh)")
@@ -142,9 +144,9 @@ def cmd_calibrate(args) -> int:
 
 def cmd_show(args) -> int:
     from ..export.preview import render_turntable, save_png
-    from ..headmodel.registry import load_head_model
+    from ..calibrate.install import load_model
 
-    model = load_head_model(args.name)
+    model = load_model(args.name)
     m = model.data_meta
     print(f"model        {model.name} ({m.get('source', '?')}, license: {m.get('license', '?')})")
     print(f"vertices     {model.num_vertices}")

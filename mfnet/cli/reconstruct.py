@@ -142,9 +142,9 @@ def cmd_reconstruct(args) -> int:
 def _load_model(args):
     t = time.perf_counter()
     log.info("loading head model %s ...", args.model or "ict-facekit")
-    from ..headmodel.registry import load_head_model
+    from ..calibrate.install import load_model
 
-    model = load_head_model(args.model)
+    model = load_model(args.model)
     log.info("loaded %s (%d vertices) in %.1f s", model.name, model.num_vertices, time.perf_counter() - t)
     return model
 

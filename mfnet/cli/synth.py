@@ -36,11 +36,11 @@ def write_synthetic(out: str | Path, n_subjects: int, yaws: Sequence[float], ima
     from tqdm.auto import tqdm
 
     from ..export.preview import save_png
-    from ..headmodel.registry import load_head_model
+    from ..calibrate.install import load_model
     from ..utils.io import output_dir
     from ..data.synthetic import render_subject, to_uint8
 
-    model = model if model is not None else load_head_model(model_name)
+    model = model if model is not None else load_model(model_name)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = {"model": model.name, "image_size": int(image_size), "yaws": [float(y) for y in yaws],

@@ -168,12 +168,12 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
     import torch
 
     from ..data.synthetic import render_subject, to_uint8
-    from ..headmodel import load_head_model
+    from ..calibrate.install import load_model
     from ..headmodel.model import HeadModel
     from ..pipeline import reconstruct
 
     if not isinstance(model, HeadModel):
-        model = load_head_model(model)
+        model = load_model(model)
     bins = list(ANGLE_BINS) if bins is None else list(bins)
     for b in bins:
         if b not in ANGLE_BINS:

@@ -63,7 +63,7 @@ def cmd_bench(args) -> int:
 
     import torch
 
-    from ..headmodel.registry import load_head_model
+    from ..calibrate.install import load_model
     from .bench import run_benchmark, write_results
 
     if getattr(args, "threads", None):  # set by the command line already; kept for direct calls
@@ -73,7 +73,7 @@ def cmd_bench(args) -> int:
     bins = args.bins or q.get("bins")
     preset = args.preset or q.get("preset", "default")
     size = args.size or q.get("size", 512)
-    model = load_head_model(args.model)
+    model = load_model(args.model)
     rows = run_benchmark(model, subjects=subjects, bins=bins, preset=preset, checkpoint=args.checkpoint,
                          seed=args.seed, size=size, ablate=args.ablate, progress=print)
     note = (f"model {model.name}, {subjects} subjects, seed {args.seed}, preset {preset}, {size} px renders, "
@@ -101,7 +101,7 @@ def cmd_bench_real(args) -> int:
     import torch
 
     from ..errors import MfnetError
-    from ..headmodel.registry import load_head_model
+    from ..calibrate.install import load_model
     from ..utils.io import check_output_dir, output_dir
     from .bench_real import DEFAULT_CASES, DEFAULT_PRESETS, QUICK, run_real_benchmark, write_real_results
     from .realscans import case_names, realscans_dir
@@ -120,7 +120,7 @@ def cmd_bench_real(args) -> int:
             raise MfnetError(f"--presets: unknown preset {p!r}; choose from fast, default, best")
     realscans_dir()  # missing data: one line, before any work
     check_output_dir(out, overwrite=args.overwrite)
-    model = load_head_model(args.model)
+    model = load_model(args.model)
     rows = run_real_benchmark(cases, presets, model=model, progress=print)
     note = (f"model {model.name}, cases {', '.join(cases)}, presets {', '.join(presets)}, "
             f"torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")

@@ -266,10 +266,10 @@ def james_views(calibrated: bool = False, root=None) -> tuple[list[Path], Path |
 # --------------------------------------------------------------------------- meshes and scores
 def _model(model=None):
     from ..headmodel.model import HeadModel
-    from ..headmodel.registry import load_head_model
+    from ..calibrate.install import load_model
 
     if not isinstance(model, HeadModel):
-        model = load_head_model(model)
+        model = load_model(model)
     if not model.use_landmark_embedding("mediapipe"):  # the embedding reconstruct() uses
         model.use_landmark_embedding("static")
     return model

@@ -1,12 +1,13 @@
-"""Where head models live: the user data dir, name resolution, the built-in open model.
+"""Where head models live: the user data dir, name resolution, reading and saving model files.
 
-Converted models are ``<models_dir>/<name>.npz`` in the format of :mod:`mfnet.headmodel.data`.
+Installing a model (conversion or FLAME import plus the detector calibration of its landmarks, and
+the open model's install on first use) is :mod:`mfnet.calibrate.install`, above detection and
+rendering. Converted models are ``<models_dir>/<name>.npz`` in the format of :mod:`mfnet.headmodel.data`.
 ``models_dir()`` is ``$MFNET_HOME/models``, else ``$XDG_DATA_HOME/mfnet/models``, else
 ``~/.local/share/mfnet/models``.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
@@ -14,7 +15,6 @@ from pathlib import Path
 from ..errors import MfnetError
 from .data import HeadModelData, HeadModelError
 
-log = logging.getLogger(__name__)
 DEFAULT_MODEL = "ict-facekit"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -60,59 +60,34 @@ def list_models() -> list[dict]:
     return out
 
 
-def try_calibrate(data: HeadModelData, backend: str = "mediapipe") -> bool:
-    """Add a detector-calibrated landmark embedding; on failure log why and keep the model's own."""
-    from .calibrate import add_calibrated_embedding
-
-    log.info("calibrating %s landmarks on renders of %s (once, a few seconds)...", backend, data.name)
-    try:
-        add_calibrated_embedding(data, backend)
-        return True
-    except Exception as exc:  # detector missing or failing: the model still works with its own landmarks
-        log.warning("%s landmark calibration skipped (%s); the model's own landmarks will be used", backend, exc)
-        return False
+def find_ict_source() -> Path | None:
+    """The first local ICT-FaceKit copy among :func:`ict_source_candidates`, if any."""
+    for cand in ict_source_candidates():
+        if (cand / "ict_facekit_vertices.npz").exists() or (cand / "FaceXModel").exists() \
+                or (cand / "identity000.obj").exists():
+            return cand
+    return None
 
 
-def calibrate_model(name: str, backend: str = "mediapipe", dense: bool = False) -> Path:
-    """Calibrate an installed model's landmarks for ``backend`` (and with ``dense`` MediaPipe's
-    478-point mesh) and save it back."""
-    from .calibrate import add_calibrated_embedding
-
-    path = resolve_model_path(name)
-    data = HeadModelData.load(path)
-    add_calibrated_embedding(data, backend)
-    if dense:
-        add_calibrated_embedding(data, backend, dense=True)
-    data.save(path)
-    return path
-
-
-def install_ict(src: Path, name: str = DEFAULT_MODEL, calibrate: bool = True, **convert_kwargs) -> Path:
-    """Convert an ICT-FaceKit copy (repacked or original) and store it as ``name`` (with a
-    MediaPipe-calibrated landmark embedding unless ``calibrate=False``)."""
-    from .ict import convert_ict
-
-    data = convert_ict(src, name=name, **convert_kwargs)
-    if calibrate:
-        try_calibrate(data, "mediapipe")
+def save_model(data: HeadModelData, name: str) -> Path:
+    """Store ``data`` as the installed model ``name``."""
     dest = models_dir() / f"{_check_name(name)}.npz"
     data.save(dest)
-    log.info("converted ICT-FaceKit from %s -> %s (%d vertices, %d faces)", src, dest, data.num_vertices, data.num_faces)
     return dest
 
 
-def add_model(name: str, path: str | Path) -> Path:
-    """Install a model from an mfnet ``.npz``, a FLAME pickle, or a folder holding FLAME files."""
+def read_model_source(name: str, path: str | Path) -> tuple[HeadModelData, bool]:
+    """The model in an mfnet ``.npz``, a FLAME pickle, or a folder holding FLAME files, named
+    ``name``; and whether it was built from FLAME files. Installing it (landmark calibration
+    included) is :func:`mfnet.calibrate.install.add_model`."""
     _check_name(name)
     path = Path(path).expanduser()
     if not path.exists():
         raise MfnetError(f"{path}: no such file or folder")
-    dest = models_dir() / f"{name}.npz"
     if path.suffix == ".npz":
         data = HeadModelData.load(path)
         data.meta["name"] = name
-        data.save(dest)
-        return dest
+        return data, False
     from .flame import build_flame_model, find_flame_files
 
     if path.is_dir():
@@ -123,14 +98,12 @@ def add_model(name: str, path: str | Path) -> Path:
     data = build_flame_model(model_pkl, name=name, landmark_embedding=files.landmark_embedding,
                              dynamic_embedding=files.dynamic_embedding, mediapipe_embedding=files.mediapipe_embedding,
                              masks=files.masks, uvs=files.uvs)
-    try_calibrate(data, "mediapipe")  # FLAME files carry no detector-calibrated landmarks (as install_ict)
-    data.save(dest)
-    return dest
+    return data, True
 
 
 def resolve_model_path(name_or_path: str | Path | None = None) -> Path:
-    """A model name (installed) or a path to an ``.npz``. The default open model is converted
-    on first use from a local ICT-FaceKit copy when one is found."""
+    """A model name (installed) or a path to an ``.npz``. Nothing is installed here: the loaders of
+    :mod:`mfnet.calibrate.install` install the open model on first use."""
     name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
     p = Path(name).expanduser()
     if p.suffix == ".npz" or p.exists():
@@ -141,10 +114,6 @@ def resolve_model_path(name_or_path: str | Path | None = None) -> Path:
     if installed.exists():
         return installed
     if name == DEFAULT_MODEL:
-        for cand in ict_source_candidates():
-            if (cand / "ict_facekit_vertices.npz").exists() or (cand / "FaceXModel").exists() \
-                    or (cand / "identity000.obj").exists():
-                return install_ict(cand)
         raise MfnetError(
             "the open head model (ICT-FaceKit) is not installed. Run `mfnet models fetch ict-facekit` "
             "(downloads it; needs internet) or `mfnet models fetch ict-facekit --from PATH` with a local copy "

@@ -135,9 +135,9 @@ def train(cfg: TrainConfig, resume: bool | str = False, model=None, dataset=None
     out_dir = Path(cfg.out_dir)
     ckpt_dir = out_dir / "checkpoints"
     if model is None:
-        from ..headmodel.registry import load_head_model
+        from ..calibrate.install import load_model
 
-        model = load_head_model(cfg.head_model)
+        model = load_model(cfg.head_model)
     model = model.to(device)
     dataset = dataset if dataset is not None else build_dataset(cfg, model)
     n_per_epoch = len(dataset) // world // cfg.optim.batch_size

@@ -15,7 +15,13 @@ import warnings
 
 import numpy as np
 
-from .data import HeadModelData
+from ..data.synthetic import render_subject, to_uint8
+from ..detect import get_detector
+from ..detect.detect import detect_landmarks
+from ..detect.errors import NoFaceError
+from ..headmodel.data import HeadModelData
+from ..headmodel.model import HeadModel
+from ..render.rasterize import rasterize
 
 log = logging.getLogger(__name__)
 CONTOUR = np.arange(17)
@@ -40,13 +46,6 @@ def calibrate_embedding(data: HeadModelData, backend: str = "mediapipe", subject
     """(L,) faces and (L, 3) barycentrics of the detector's landmarks on ``data``'s mean head:
     the 68 iBUG points, or with ``dense=True`` MediaPipe's 478 face-mesh points."""
     import trimesh
-
-    from ..data.synthetic import render_subject, to_uint8
-    from ..detect import get_detector
-    from ..detect.detect import detect_landmarks
-    from ..detect.errors import NoFaceError
-    from ..render.rasterize import rasterize
-    from .model import HeadModel
 
     model = HeadModel(data)
     detector = get_detector(backend)
