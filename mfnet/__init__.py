@@ -9,6 +9,7 @@ __all__ = ["reconstruct", "__version__"]
 
 def __getattr__(name):  # keep `import mfnet` light: torch etc. load on first use
     if name == "reconstruct":
+        from .export import reconstruction  # noqa: F401  (what Reconstruction.save() writes with)
         from .pipeline import reconstruct
 
         return reconstruct

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
 
+from .errors import MfnetError
 from .render.cameras import WeakPerspectiveCameras
 
 
@@ -151,11 +152,14 @@ class Reconstruction:
         iod = np.linalg.norm(d[:, 45] - d[:, 36], axis=-1)
         return 100.0 * self.reprojection_error_px / np.maximum(iod, 1e-9)
 
-    def save(self, out_dir: str | Path, **kwargs) -> Path:
-        """Write all outputs (see :func:`mfnet.export.reconstruction.write_reconstruction`); the posed
-        heads and photos default to the record's own."""
-        from .export.reconstruction import write_reconstruction
+    #: what :meth:`save` writes with: :func:`mfnet.export.reconstruction.save_reconstruction`, which sets
+    #: it when its module loads (the exporter sits above these records in the layer order)
+    writer: ClassVar[Callable[..., Path] | None] = None
 
-        kwargs.setdefault("posed_vertices", self.posed_vertices)
-        kwargs.setdefault("photos", self.photos)
-        return write_reconstruction(self, out_dir, **kwargs)
+    def save(self, out_dir: str | Path, **kwargs) -> Path:
+        """Write all outputs: :func:`mfnet.export.reconstruction.save_reconstruction` (loaded by
+        :func:`mfnet.reconstruct`)."""
+        if Reconstruction.writer is None:
+            raise MfnetError("Reconstruction.save() writes with mfnet.export.reconstruction, which is not loaded: "
+                             "import it, or call its save_reconstruction(rec, out_dir)")
+        return Reconstruction.writer(self, out_dir, **kwargs)

@@ -36,6 +36,7 @@ def cmd_demo(args) -> int:
     from ..evaluate.synthetic import face_region, vertex_error_mm
     from ..export.mesh import write_obj
     from ..export.preview import save_png
+    from ..export.reconstruction import save_reconstruction
     from ..calibrate.install import load_model
     from ..pipeline import reconstruct
     from ..utils.io import check_output_dir, output_dir
@@ -65,7 +66,7 @@ def cmd_demo(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rec = reconstruct(paths, model=model, preset=args.preset, progress=True)
-        rec.save(tmp / "reconstruction")
+        save_reconstruction(rec, tmp / "reconstruction")
         face = face_region(model, gt_out.vertices[0].numpy(), gt_out.landmarks[0].numpy())
         err = vertex_error_mm(rec.vertices, gt_out.vertices[0].numpy(), rec.landmarks3d,
                               gt_out.landmarks[0].numpy(), face)

@@ -150,6 +150,7 @@ def _load_model(args):
 
 
 def _run_one(images, out: Path, args, model) -> dict:
+    from ..export.reconstruction import save_reconstruction
     from ..pipeline import reconstruct
 
     rec = reconstruct(images, model=model, preset=args.preset, device=args.device, backend=args.backend,
@@ -157,7 +158,8 @@ def _run_one(images, out: Path, args, model) -> dict:
                       checkpoint=args.checkpoint, cameras=args.cameras, **_overrides(args))
     t = time.perf_counter()
     log.info("writing %s/ ...", out)
-    rec.save(out, report=not args.no_report, overwrite=args.overwrite, protect=images, neutral=args.neutral)
+    save_reconstruction(rec, out, report=not args.no_report, overwrite=args.overwrite, protect=images,
+                        neutral=args.neutral)
     log.info("wrote %s/ in %.1f s", out, time.perf_counter() - t)
     err = rec.reprojection_error_px
     return {"out": str(out), "views": rec.names, "reprojection_error_px": [round(float(e), 3) for e in err],

@@ -407,3 +407,22 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
             write_report(tmp / "report.html", rec, cams=cams, overlays=overlays, warnings=warnings,
                          model_version=model_version, files=sorted(p.name for p in tmp.iterdir()) + ["report.html"])
     return Path(out_dir)
+
+
+def save_reconstruction(rec, out_dir: str | os.PathLike, **kwargs) -> Path:
+    """:func:`write_reconstruction` with the record's own posed heads and photos as defaults; what
+    ``Reconstruction.save()`` does."""
+    kwargs.setdefault("posed_vertices", getattr(rec, "posed_vertices", None))
+    kwargs.setdefault("photos", getattr(rec, "photos", None))
+    return write_reconstruction(rec, out_dir, **kwargs)
+
+
+def _serve_reconstruction_save() -> None:
+    """``Reconstruction.save()`` writes with :func:`save_reconstruction` (the record cannot import
+    the exporter: it sits below it in the layer order)."""
+    from ..types import Reconstruction
+
+    Reconstruction.writer = save_reconstruction
+
+
+_serve_reconstruction_save()
