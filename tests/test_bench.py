@@ -29,7 +29,7 @@ def quick_rows(ict_dir):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MFNET_ICT_DIR", str(ict_dir))
         from mfnet.evaluate.bench import run_benchmark
-        from mfnet.evaluate.bench_cli import QUICK
+        from mfnet.cli.bench import QUICK
         from mfnet.calibrate.install import load_model
 
         return run_benchmark(load_model(), subjects=QUICK["subjects"], bins=QUICK["bins"],
@@ -38,7 +38,7 @@ def quick_rows(ict_dir):
 
 def test_bench_quick_completes(quick_rows, tmp_path):
     from mfnet.evaluate.bench import write_results
-    from mfnet.evaluate.bench_cli import QUICK
+    from mfnet.cli.bench import QUICK
 
     rows = quick_rows
     assert len(rows) == QUICK["subjects"] * len(QUICK["bins"]) * 2

@@ -172,7 +172,7 @@ def test_cli_hooks_synth_and_prepare(tmp_path, capsys):
     from synthetic_model import make_synthetic_model
 
     from mfnet.cli.synth import register_prepare, register_synth
-    from mfnet.train.cli import register_train
+    from mfnet.cli.train import register_train
 
     parser = argparse.ArgumentParser(prog="mfnet")
     sub = parser.add_subparsers(dest="command")

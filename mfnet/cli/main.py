@@ -32,10 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _optional_commands(sub) -> None:
     """The learned path and evaluation (their heavy modules import lazily inside)."""
+    from .bench import register as register_bench
+    from .evaluate import register as register_evaluate
     from .synth import register_prepare, register_synth
-    from ..evaluate.bench_cli import register as register_bench
-    from ..evaluate.cli import register as register_evaluate
-    from ..train.cli import register_train
+    from .train import register_train
 
     register_synth(sub)
     register_prepare(sub)

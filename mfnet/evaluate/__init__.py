@@ -12,7 +12,7 @@ Modules (imported lazily, so ``import mfnet.evaluate`` stays cheap):
   :class:`EvaluationError`.
 * :mod:`.geometry` / :mod:`.cylinder` -- exact closest points, Umeyama,
   cylindrical ray casting and grid distances.
-* :mod:`.cli` -- ``register(subparsers)`` for ``mfnet evaluate facescape|now``.
+* the command line (``mfnet evaluate facescape|now``, ``mfnet bench``) is :mod:`mfnet.cli`.
 * :mod:`.synthetic` -- vertex error against same-topology synthetic ground truth.
 """
 from __future__ import annotations

@@ -1,23 +1,8 @@
-"""``python -m mfnet.train CONFIG [--resume]`` (also what torchrun starts on every rank)."""
-import argparse
-import logging
+"""``python -m mfnet.train CONFIG [--resume]`` (also what torchrun starts on every rank): the command
+line lives in :mod:`mfnet.cli.train`; this entry point is where ``python -m`` looks for it."""
 import sys
 
-from ..errors import MfnetError
-from .cli import add_arguments, cmd_train
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mfnet.train", description="train the MFNet network")
-    add_arguments(p)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return cmd_train(args)
-    except MfnetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
+from ..cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,10 +1,15 @@
-"""`mfnet train CONFIG [--resume]`: register with :func:`register_train`.
+"""`mfnet train CONFIG [--resume]`: register with :func:`register_train`; :func:`main` is
+``python -m mfnet.train CONFIG [--resume]``, also what torchrun starts on every rank.
 
 Multi-GPU / multi-process: ``torchrun --nproc_per_node K -m mfnet.train CONFIG`` (gloo on CPU, nccl on GPU).
 """
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+
+from ..errors import MfnetError
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args) -> int:
-    from .config import ConfigError, TrainConfig, dump_config, load_config
+    from ..train.config import ConfigError, TrainConfig, dump_config, load_config
 
     if args.print_config:
         print(dump_config(TrainConfig()), end="")
@@ -39,7 +44,20 @@ def cmd_train(args) -> int:
         cfg.out_dir = args.out
     if getattr(args, "threads", None):
         cfg.threads = args.threads
-    from .trainer import train
+    from ..train.trainer import train
 
     train(cfg, resume=args.resume)
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m mfnet.train CONFIG [--resume]`` (:mod:`mfnet.train.__main__`)."""
+    p = argparse.ArgumentParser(prog="python -m mfnet.train", description="train the MFNet network")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return cmd_train(args)
+    except MfnetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

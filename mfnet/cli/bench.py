@@ -64,7 +64,7 @@ def cmd_bench(args) -> int:
     import torch
 
     from ..calibrate.install import load_model
-    from .bench import run_benchmark, write_results
+    from ..evaluate.bench import run_benchmark, write_results
 
     if getattr(args, "threads", None):  # set by the command line already; kept for direct calls
         torch.set_num_threads(args.threads)
@@ -103,8 +103,8 @@ def cmd_bench_real(args) -> int:
     from ..errors import MfnetError
     from ..calibrate.install import load_model
     from ..utils.io import check_output_dir, output_dir
-    from .bench_real import DEFAULT_CASES, DEFAULT_PRESETS, QUICK, run_real_benchmark, write_real_results
-    from .realscans import case_names, realscans_dir
+    from ..evaluate.bench_real import DEFAULT_CASES, DEFAULT_PRESETS, QUICK, run_real_benchmark, write_real_results
+    from ..evaluate.realscans import case_names, realscans_dir
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
@@ -132,19 +132,3 @@ def cmd_bench_real(args) -> int:
     print((out / "bench_real.md").read_text())
     print(f"wrote {out / 'bench_real.csv'}, {out / 'bench_real.md'} and {out / 'report.html'}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m mfnet.evaluate.bench_cli ...``) until ``mfnet bench`` is wired."""
-    import logging
-
-    parser = argparse.ArgumentParser(prog="mfnet")
-    sub = parser.add_subparsers(dest="command")
-    register(sub)
-    args = parser.parse_args(["bench", *(argv if argv is not None else __import__("sys").argv[1:])])
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -88,8 +88,8 @@ def register(subparsers) -> None:
 
 
 def _pupil_scale(params: dict, lab: bool, where: Path) -> float:
-    from .facescape import PUPIL_DISTANCE_MM
-    from .files import EvaluationError
+    from ..evaluate.facescape import PUPIL_DISTANCE_MM
+    from ..evaluate.files import EvaluationError
 
     if "pupil_scale" in params:
         return float(params["pupil_scale"])
@@ -103,8 +103,8 @@ def _pupil_scale(params: dict, lab: bool, where: Path) -> float:
 
 
 def cmd_facescape(args) -> int:
-    from . import facescape as fs
-    from .files import (EvaluationError, find_facescape_items, load_facescape_params, load_mesh,
+    from ..evaluate import facescape as fs
+    from ..evaluate.files import (EvaluationError, find_facescape_items, load_facescape_params, load_mesh,
                         markdown_table, trailing_number, write_csv)
 
     lab = args.set == "lab"
@@ -170,9 +170,9 @@ def cmd_facescape(args) -> int:
 
 
 def cmd_now(args) -> int:
-    from .files import (EvaluationError, find_now_items, load_landmarks, load_mesh, markdown_table,
+    from ..evaluate.files import (EvaluationError, find_now_items, load_landmarks, load_mesh, markdown_table,
                         units_to_mm, write_csv)
-    from .now import CURVE_MAX_MM, cumulative_curve, evaluate_now, now_statistics, plot_cumulative
+    from ..evaluate.now import CURVE_MAX_MM, cumulative_curve, evaluate_now, now_statistics, plot_cumulative
 
     items = find_now_items(args.pred, args.gt)
     scans: dict = {}
@@ -229,7 +229,7 @@ def _stat_row(st: dict) -> dict:
 
 def _load_scan(path: Path):
     """Scan vertices (faces are not needed): OBJ 'v' lines, or any trimesh-readable file."""
-    from .files import EvaluationError
+    from ..evaluate.files import EvaluationError
 
     try:
         if path.suffix.lower() == ".obj":
