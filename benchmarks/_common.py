@@ -33,25 +33,13 @@ def run_times(fn, runs: int, warmup: int = 2) -> list[float]:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """``["key=value", ...]`` (the scripts' repeatable ``--set``) as FitConfig overrides; values that
-    read as int or float become numbers, tuple fields take comma-separated names."""
-    from dataclasses import fields
-
-    from mfnet.fit.fitter import FitConfig
-
-    tuples = {f.name for f in fields(FitConfig) if isinstance(f.default, tuple)}
+    """``["section.field=value", ...]`` (the scripts' repeatable ``--set``, e.g. ``iters.photo=0``) as fit
+    overrides; :func:`mfnet.fit.config.apply_overrides` converts each value to its field's type and
+    rejects unknown names."""
     out = {}
     for item in items:
-        key, _, text = item.partition("=")
-        if key in tuples:  # e.g. disabled_losses=eye,lip
-            out[key] = tuple(t.strip() for t in text.split(",") if t.strip())
-            continue
-        for cast in (int, float):
-            try:
-                out[key] = cast(text)
-                break
-            except ValueError:
-                pass
-        else:
-            out[key] = text
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. iters.photo=0")
+        out[key.strip()] = text.strip()
     return out

@@ -23,8 +23,10 @@ import torch
 
 from mfnet.data.synthetic import render_subject, to_uint8
 from mfnet.evaluate.synthetic import face_region, vertex_error_mm
-from mfnet.fit.fitter import MultiViewFitter, get_config
+from mfnet.fit.config import get_config
+from mfnet.fit.fitter import MultiViewFitter
 from mfnet.fit.init import weak_perspective_lsq
+from mfnet.fit.terms import FitState
 from mfnet.fit.views import prepare_views
 from mfnet.calibrate.install import load_model
 from mfnet.types import HeadParams, ViewParams
@@ -46,44 +48,45 @@ def true_start(model, subj, views) -> tuple[HeadParams, ViewParams]:
 
 
 def objective_terms(fitter: MultiViewFitter, res, views, draws: int = 3) -> dict[str, float]:
-    """The photometric stage's weighted terms at a fit result, averaged over ``draws`` point samples."""
-    params = dict(shape=res.head.shape, expr=res.head.expression, jaw=res.head.jaw, sh=res.views.light,
-                  **res.camera_params)
+    """The photometric stage's weighted terms at a fit result, averaged over ``draws`` point samples
+    (the identity prior at its weight before noise scaling)."""
+    from dataclasses import replace
+
     out: dict[str, float] = {}
-    seed = fitter.cfg.seed
     with torch.no_grad():
         for k in range(draws):
-            fitter.cfg.seed = 100 + k
-            state = {"images": views.images}
-            for name, v in fitter._stage_terms("photo", 0, params, views, None, state, {}, []).items():
+            f = MultiViewFitter(fitter.model, replace(fitter.cfg, seed=100 + k), progress=False)
+            state = FitState(f.model, views, res.rig, res.head.shape, res.head.expression, res.head.jaw,
+                             light=res.views.light)
+            photo = next(s for s in f.stages(state) if s.name == "photo")
+            for name, v in photo.losses(state, 0).items():
                 out[name] = out.get(name, 0.0) + float(v) / draws
-    fitter.cfg.seed = seed
     return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subjects", type=int, default=3)
-    ap.add_argument("--lr-scale", type=float, default=1.0, help="photo_lr_scale")
-    ap.add_argument("--w-reg", type=float, default=None, help="photo_w_reg (default: the preset's)")
-    ap.add_argument("--iters", type=int, default=120, help="iters_photo")
+    ap.add_argument("--lr-scale", type=float, default=1.0, help="photo.lr_scale")
+    ap.add_argument("--w-reg", type=float, default=None, help="photo.w_reg (default: the preset's)")
+    ap.add_argument("--iters", type=int, default=120, help="iters.photo")
     ap.add_argument("--no-landmarks", action="store_true", help="photometric term (and regulariser) only")
     ap.add_argument("--terms", action="store_true", help="objective terms at the image fit and at the truth")
     ap.add_argument("--yaw", type=float, default=60.0, help="side views at ±yaw degrees (and 0°)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a FitConfig field in every fit, e.g. --set photo_w_reg=1e-3 (repeatable)")
+                    help="override a FitConfig field in every fit, e.g. --set photo.w_reg=1e-3 (repeatable)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model()
     model.use_landmark_embedding("mediapipe")
     base = parse_overrides(args.set)
-    over = {**base, "iters_pose": 0, "iters_shape": 0, "iters_flow": 0, "iters_photo": args.iters,
-            "photo_lr_scale": args.lr_scale}
+    over = {**base, "iters.pose": 0, "iters.shape": 0, "iters.flow": 0, "iters.photo": args.iters,
+            "photo.lr_scale": args.lr_scale}
     if args.w_reg is not None:
-        over["photo_w_reg"] = args.w_reg
+        over["photo.w_reg"] = args.w_reg
     if args.no_landmarks:
-        over.update(w_lmk=0.0, w_eye=0.0, w_lip=0.0)
+        over.update({"weights.landmarks": 0.0, "weights.eye": 0.0, "weights.lip": 0.0})
     errs = []
     for i in range(args.subjects):
         subj = render_subject(model, (-args.yaw, 0.0, args.yaw), image_size=512, seed=1000 + i)
@@ -96,7 +99,7 @@ def main():
         res = MultiViewFitter(model, get_config("default", **over), progress=False).fit(views, init=true_start(
             model, subj, views))
         if args.terms:
-            held = MultiViewFitter(model, get_config("default", **{**over, "photo_lr_scale": 0.0}), progress=False)
+            held = MultiViewFitter(model, get_config("default", **{**over, "photo.lr_scale": 0.0}), progress=False)
             at_truth = objective_terms(held, held.fit(views, init=true_start(model, subj, views)), views)
             fit = MultiViewFitter(model, get_config("default", **base), progress=False)
             at_fit = objective_terms(fit, fit.fit(views), views)

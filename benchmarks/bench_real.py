@@ -1,7 +1,7 @@
 """Real-scan NoW error, one line per case: quick measurements while tuning the fit.
 
     .venv/bin/python benchmarks/bench_real.py --cases james,james-cal,lee-30,lee-60,lee-1 \\
-        --preset default [--set iters_photo=0 --set key=value ...] [--threads 1] [--no-baselines]
+        --preset default [--set iters.photo=0 --set section.field=value ...] [--threads 1] [--no-baselines]
 
 Per case it prints the NoW median scan-to-mesh error (mm) of the fitted mesh and of the neutral mesh
 (the reconstruction's neutral head, :mod:`mfnet.fit.neutral`) for ``--preset`` with the ``--set`` FitConfig
@@ -14,7 +14,7 @@ renders (``lee-1``, ``lee-1-y30``, ``lee-1-y60``, ``lee-1-y75``, ``lee-1-p20``, 
 The same numbers as a report: ``mfnet bench --real``.  From Python::
 
     from mfnet.evaluate.realscans import run_case
-    run_case("james", "default", iters_photo=0)["fitted_median"]
+    run_case("james", "default", **{"iters.photo": 0})["fitted_median"]
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cases", default="james,james-cal,lee-30,lee-60,lee-1")
     p.add_argument("--preset", default="default", choices=["fast", "default", "best"])
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="FitConfig override (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fit setting override, e.g. iters.photo=0 (repeatable; names: mfnet.fit.config)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-baselines", action="store_true", help="skip the mean-head and fast columns")
     args = p.parse_args(argv)

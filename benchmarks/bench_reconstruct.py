@@ -20,6 +20,7 @@ import torch
 
 from mfnet.data.synthetic import render_subject, to_uint8
 from mfnet.evaluate.synthetic import face_region, vertex_error_mm
+from mfnet.fit.config import without
 from mfnet.calibrate.install import load_model
 from mfnet.pipeline import reconstruct
 
@@ -43,7 +44,7 @@ def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), dec
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     rec = reconstruct(images, model=model, preset=preset, progress=False,
-                                      disabled_losses=tuple(disabled), **overrides)
+                                      **{**without(*disabled), **overrides})
             except Exception as exc:  # a detector miss counts as a failure, reported
                 fails += 1
                 print(f"  {name} seed {seed}: failed ({exc})")
@@ -92,7 +93,7 @@ def main():
     ap.add_argument("--iters-photo", type=int, default=None,
                     help="steps of the photometric stage (0 = without it; default: the preset's)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override any FitConfig field, e.g. --set photo_blur=1.0 (repeatable)")
+                    help="override any FitConfig field, e.g. --set photo.blur=1.0 (repeatable; names: mfnet.fit.config)")
     ap.add_argument("--decompose", action="store_true",
                     help="per subject: error with the true expression / the true shape swapped in")
     ap.add_argument("--only", default=None, help="run only the view sets whose name contains this text, e.g. 60")
@@ -108,11 +109,11 @@ def main():
             label = "all" if not off else f"−{off[0]}"
             print(f"| {label} | {r['median_mm']:.2f} | {r['mean_mm']:.2f} |", flush=True)
         return
-    over = {} if args.w_reg is None else {"w_reg": args.w_reg, "w_reg_expression": args.w_reg}
+    over = {} if args.w_reg is None else {"weights.reg_shape": args.w_reg, "weights.reg_expression": args.w_reg}
     if args.w_dense is not None:
-        over["w_dense"] = args.w_dense
+        over["weights.dense"] = args.w_dense
     if args.iters_photo is not None:
-        over["iters_photo"] = args.iters_photo
+        over["iters.photo"] = args.iters_photo
     over.update(parse_overrides(args.set))
     sets = {k: v for k, v in SETS.items() if args.only is None or args.only in k}
     rows = run(args.subjects, args.preset, args.size, sets, decompose=args.decompose, **over)

@@ -47,12 +47,14 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     """Reconstruct one head from 1-16 photos (paths, RGB arrays or ImageViews) of the same person.
 
     model: a name, an .npz path or a loaded :class:`~mfnet.headmodel.HeadModel` (default: the open
-    ICT-FaceKit model); preset: 'fast' | 'default' | 'best'; identity: a params.npz whose shape
-    is kept fixed; method: 'fit' (optimisation), 'net' (the MFNet network's prediction from
-    ``checkpoint``) or 'net+fit' (the prediction refined by optimisation); overrides:
-    :class:`~mfnet.fit.fitter.FitConfig` fields; cameras: a cams.json of a calibrated rig (OpenCV
-    K, R, t per view, see :mod:`mfnet.fit.calibrated`): full perspective, one world head pose;
-    check_identity: warn when the photos seem to show different people (:mod:`mfnet.fit.identity`).
+    ICT-FaceKit model; a loaded model is not changed); preset: 'fast' | 'default' | 'best';
+    identity: a params.npz whose shape is kept fixed; method: 'fit' (optimisation), 'net' (the MFNet
+    network's prediction from ``checkpoint``) or 'net+fit' (the prediction refined by optimisation);
+    overrides: fit settings by section (``**{"iters.photo": 0}``, ``weights={"landmarks": 0.5}``,
+    ``seed=1``: :func:`mfnet.fit.config.apply_overrides`) and ``crop_size`` / ``texture_size``;
+    cameras: a cams.json of a calibrated rig (OpenCV K, R, t per view, see :mod:`mfnet.fit.calibrated`):
+    full perspective, one world head pose; check_identity: warn when the photos seem to show
+    different people (:mod:`mfnet.fit.identity`).
 
     On the CPU the result is bit-identical for the same photos, settings and thread count.
     """
@@ -65,44 +67,76 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
 
 def _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint, cameras,
                  check_identity, **overrides) -> Reconstruction:
-    from .fit.fitter import MultiViewFitter, get_config
-    from .fit.views import prepare_views
+    from .fit.config import get_preset
+
+    if method not in ("fit", "net", "net+fit"):
+        raise MfnetError(f"unknown method {method!r}: use 'fit', 'net' or 'net+fit'")
+    say = log.info if progress else log.debug
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    settings = get_preset(preset, **overrides)
+    model = _prepare_model(model, _device(device), backend)
+    timings["load_model"] = time.perf_counter() - t0
+    views, caught = _prepare_views(images, views, settings.pipeline.crop_size, backend, say, timings)
+    fitter, init, rig = _initialise(model, views, settings.fit, method, checkpoint, cameras, identity, progress,
+                                    timings)
+    t = time.perf_counter()
+    say("fitting the head to %d view(s) (preset %s) ...", len(views), preset)
+    res = fitter.fit(views, init=init)
+    timings["fit"] = time.perf_counter() - t
+    say("fitted in %.1f s", timings["fit"])
+    timings.update({f"fit.{k}": v for k, v in res.timings.items()})
+    t = time.perf_counter()
+    rec = _assemble(model, views, res, rig, caught, check_identity, timings)
+    if model.has_uvs:
+        say("fusing the texture ...")
+        rec.texture = _texture(model, views, res.posed_vertices, res.views, settings.pipeline.texture_size)
+    timings["texture"] = time.perf_counter() - t - timings.get("identity_check", 0.0)  # not counted twice
+    say("texture and landmarks in %.1f s", timings["texture"])
+    timings["total"] = time.perf_counter() - t0
+    return rec
+
+
+def _prepare_model(model, dev: torch.device, backend: str):
+    """The head model on ``dev`` with the landmark embedding of ``backend``: a shallow copy, so that
+    the caller's model is left as it was."""
     from .headmodel.model import HeadModel
     from .calibrate.install import load_model as load_head_model  # installs the open model on first use
 
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    dev = _device(device)
-    cfg = get_config(preset, **overrides)
-    if not isinstance(model, HeadModel):
-        model = load_head_model(model)
-    model = model.to(dev)
+    model = (model if isinstance(model, HeadModel) else load_head_model(model)).shallow_copy().to(dev)
     if not model.use_landmark_embedding(backend):
         log.info("%s has no landmark embedding calibrated for %s: using its own landmarks "
                  "(run `mfnet models calibrate %s --backend %s` for better accuracy)", model.name, backend,
                  model.name, backend)
         model.use_landmark_embedding("static")
-    timings["load_model"] = time.perf_counter() - t0
+    return model
 
-    say = log.info if progress else log.debug
+
+def _prepare_views(images, views, crop_size: int, backend: str, say, timings) -> tuple[Views, list[str]]:
+    """Detect and crop (unless ``views`` are given); returns them and the warnings raised on the way."""
+    from .fit.views import prepare_views
+
     t = time.perf_counter()
     if views is None:
         say("detecting faces in %d photo(s) ...", len(images))
-    caught: list[str] = []
     with warnings.catch_warnings(record=True) as wlist:
         warnings.simplefilter("always")
         if views is None:
-            views = prepare_views(images, crop_size=cfg.crop_size, backend=backend)
+            views = prepare_views(images, crop_size=crop_size, backend=backend)
     for w in wlist:
-        caught.append(str(w.message))
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     timings["detect"] = time.perf_counter() - t
     say("detected faces in %d photo(s) in %.1f s", len(views), timings["detect"])
+    return views, [str(w.message) for w in wlist]
+
+
+def _initialise(model, views: Views, cfg, method, checkpoint, cameras, identity, progress, timings):
+    """The fitter (weak-perspective or calibrated rig, fixed identity), its start (the network's
+    prediction for 'net' / 'net+fit') and the calibrated rig's (K, R, t) in photo pixels, or None."""
+    from .fit.fitter import MultiViewFitter
 
     fixed = load_identity(identity, model.n_shape) if identity is not None else None
-    if method not in ("fit", "net", "net+fit"):
-        raise MfnetError(f"unknown method {method!r}: use 'fit', 'net' or 'net+fit'")
-    init = None
+    init = rig = None
     if method != "fit":
         if checkpoint is None:
             raise MfnetError(f"--method {method} needs a network checkpoint (a .pt file written by `mfnet train`)")
@@ -112,74 +146,51 @@ def _reconstruct(images, model, preset, device, backend, identity, progress, vie
         init = init_from_network(checkpoint, views, model)
         timings["network"] = time.perf_counter() - t
         if method == "net":  # the prediction as is: no optimisation steps
-            cfg = replace(cfg, iters_pose=0, iters_shape=0, iters_flow=0, iters_photo=0)
-    t = time.perf_counter()
-    rig = None
+            cfg = replace(cfg, iters=replace(cfg.iters, pose=0, shape=0, flow=0, photo=0))
     if cameras is not None:
-        from .fit.calibrated import CalibratedFitter, crop_cameras, load_cameras_json
+        from .fit.calibrated import crop_cameras, load_cameras_json
 
         if method != "fit":
             raise MfnetError("--cameras works with --method fit only")
         rig = load_cameras_json(cameras, views.names)
-        fitter = CalibratedFitter(model, crop_cameras(*rig, views), cfg, fixed_shape=fixed, progress=progress)
-    else:
-        fitter = MultiViewFitter(model, cfg, fixed_shape=fixed, progress=progress)
-    say("fitting the head to %d view(s) (preset %s) ...", len(views), preset)
-    res = fitter.fit(views, init=init)
-    timings["fit"] = time.perf_counter() - t
-    say("fitted in %.1f s", timings["fit"])
-    timings.update({f"fit.{k}": v for k, v in res.timings.items()})
+    fitter = MultiViewFitter(model, cfg, fixed_shape=fixed, progress=progress,
+                             cameras=None if rig is None else crop_cameras(*rig, views))
+    return fitter, init, rig
 
-    t = time.perf_counter()
-    head, vp = res.head, res.views
-    with torch.no_grad():
-        n = len(views)
-        posed = model(head.shape.expand(n, -1), head.expression.expand(n, -1), head.pose(vp.rotation))
-        canon = model(head.shape[None], head.expression[None], head.pose(vp.rotation.new_zeros(1, 3)))
-        if rig is not None:  # project the head as placed in the rig, with the real (perspective) cameras
-            rot, transl = res.camera_params["rot"][0], res.camera_params["transl"]
-            world = model(head.shape.expand(n, -1), head.expression.expand(n, -1), head.pose(rot.expand(n, 3)),
-                          translation=transl.expand(n, 3)).landmarks
-            lmk2d = fitter.rig.project(world, (views.size, views.size))[..., :2].cpu().numpy()
-        else:
-            lmk2d = vp.cameras().project(posed.landmarks, (views.size, views.size))[..., :2].cpu().numpy()
-    fitted = _to_original(lmk2d, views.crop_to_original)
-    detected = (np.stack([d.points for d in views.detections]).astype(np.float64) if views.detections
-                else _to_original(views.landmarks.cpu().numpy(), views.crop_to_original))
-    caught += _consistency_warnings(fitted, detected, views)
-    caught += _roll_warnings(vp.rotation, views.names)
-    if check_identity and n > 1:
-        t_id = time.perf_counter()
-        caught += _identity_warnings(model, views)
-        timings["identity_check"] = time.perf_counter() - t_id
+
+def _assemble(model, views: Views, res, rig, caught: list[str], check_identity: bool, timings) -> Reconstruction:
+    """The :class:`Reconstruction` of a fit: canonical and neutral heads, landmarks, warnings."""
+    from .fit.checks import consistency_warnings, identity_warnings, roll_warnings
     from .fit.neutral import neutral_head
+    from .fit.rig import CalibratedRig
 
+    head, vp, n = res.head, res.views, len(views)
     neutral = neutral_head(model, head)
     with torch.no_grad():
+        canon = model(head.shape[None], head.expression[None], head.pose(vp.rotation.new_zeros(1, 3)))
         neutral_v = model(neutral.shape[None], neutral.expression[None], neutral.pose(vp.rotation.new_zeros(1, 3)))
-    texture = None
-    if model.has_uvs:
-        say("fusing the texture ...")
-        texture = _texture(model, views, posed.vertices, vp, cfg)
-    timings["texture"] = time.perf_counter() - t - timings.get("identity_check", 0.0)  # not counted twice
-    say("texture and landmarks in %.1f s", timings["texture"])
-    timings["total"] = time.perf_counter() - t0
-    rec = Reconstruction(
+    fitted = _to_original(res.landmarks2d.cpu().numpy(), views.crop_to_original)
+    detected = (np.stack([d.points for d in views.detections]).astype(np.float64) if views.detections
+                else _to_original(views.landmarks.cpu().numpy(), views.crop_to_original))
+    caught = caught + consistency_warnings(fitted, detected, views) + roll_warnings(vp.rotation, views.names)
+    if check_identity and n > 1:
+        t_id = time.perf_counter()
+        caught += identity_warnings(model, views)
+        timings["identity_check"] = time.perf_counter() - t_id
+    calibrated = None
+    if isinstance(res.rig, CalibratedRig):
+        calibrated = {"K": rig[0], "R": rig[1], "t": rig[2], "head_rotation": res.rig.rotation.detach()[0].cpu().numpy(),
+                      "head_translation": res.rig.transl.detach().cpu().numpy()}
+    return Reconstruction(
         model_name=model.name, head=head.detach(), views=vp.detach(), vertices=canon.vertices[0].cpu().numpy(),
         faces=model.faces.cpu().numpy(), names=list(views.names), crop_size=views.size,
         crop_to_original=views.crop_to_original, detected_landmarks=detected, fitted_landmarks=fitted,
         landmarks3d=canon.landmarks[0].cpu().numpy(),
         vt=model.vt.cpu().numpy() if model.has_uvs else None, ft=model.ft.cpu().numpy() if model.has_uvs else None,
-        texture=texture, history=res.history, timings=timings, warnings=caught,
-        posed_vertices=posed.vertices.cpu().numpy(), neutral_shape=neutral.shape.cpu().numpy(),
+        history=res.history, timings=timings, warnings=caught,
+        posed_vertices=res.posed_vertices.cpu().numpy(), neutral_shape=neutral.shape.cpu().numpy(),
         neutral_vertices=neutral_v.vertices[0].cpu().numpy(),
-        photos=[_original_pixels(v) for v in views.photos] if views.photos else None,
-        calibrated_cameras=None if rig is None else {
-            "K": rig[0], "R": rig[1], "t": rig[2],
-            "head_rotation": res.camera_params["rot"][0].cpu().numpy(),
-            "head_translation": res.camera_params["transl"].cpu().numpy()},
-    )
-    return rec
+        photos=[_original_pixels(v) for v in views.photos] if views.photos else None, calibrated_cameras=calibrated)
 
 
 def _original_pixels(view) -> np.ndarray:
@@ -192,62 +203,12 @@ def _original_pixels(view) -> np.ndarray:
     return cv2.resize(view.image, (W, H), interpolation=cv2.INTER_LINEAR)
 
 
-def _consistency_warnings(fitted: np.ndarray, detected: np.ndarray, views: Views, ratio: float = 3.0,
-                          min_rel: float = 0.04) -> list[str]:
-    """Warn about views the shared head explains much worse than the others (another person in
-    that photo, or a bad detection): landmark error > ``ratio`` x the median of the other views and
-    > ``min_rel`` of the face size."""
-    if len(views) < 2:
-        return []
-    size = np.ptp(detected, axis=1).max(-1)  # (N,) face size in original pixels
-    rel = np.linalg.norm(fitted - detected, axis=-1).mean(-1) / np.maximum(size, 1e-6)
-    out = []
-    for i, r in enumerate(rel):
-        others = np.median(np.delete(rel, i))
-        if r > min_rel and r > ratio * others:
-            msg = (f"{views.names[i]}: the fitted head explains this view much worse than the others "
-                   f"(landmark error {100 * r:.1f}% of the face size vs {100 * others:.1f}%): is it the same "
-                   "person, and is the face detected correctly?")
-            warnings.warn(msg, stacklevel=3)
-            out.append(msg)
-    return out
-
-
-def _identity_warnings(model, views: Views) -> list[str]:
-    from .fit.identity import RATIO_LIMIT, identity_consistency
-
-    ratio = identity_consistency(model, views)
-    if ratio <= RATIO_LIMIT:
-        return []
-    msg = (f"the photos may show different people: one shared head explains their landmarks {ratio:.2f}x worse "
-           f"than a head per photo (about 1.0 for one person): {', '.join(map(str, views.names))}")
-    warnings.warn(msg, stacklevel=3)
-    return [msg]
-
-
-def _roll_warnings(rotation: torch.Tensor, names, limit_deg: float = 45.0) -> list[str]:
-    """Warn about views whose fitted head roll (in-plane rotation) is beyond ``limit_deg``: a photo
-    stored on its side that detection could not turn upright, or a wrong detection."""
-    from .headmodel.lbs import axis_angle_to_matrix
-
-    R = axis_angle_to_matrix(rotation.detach().reshape(-1, 3).double().cpu())
-    roll = torch.rad2deg(torch.atan2(R[:, 1, 0], R[:, 1, 1]))  # R = Ry Rx Rz (yaw, pitch, roll)
-    out = []
-    for name, r in zip(names, roll.tolist()):
-        if abs(r) > limit_deg:
-            msg = (f"{name}: the fitted head is rolled by {r:.0f}° in this photo: is the photo stored sideways, "
-                   "or is the face detected wrongly? Check overlay and landmarks")
-            warnings.warn(msg, stacklevel=3)
-            out.append(msg)
-    return out
-
-
 def _to_original(points: np.ndarray, crop_to_original: np.ndarray) -> np.ndarray:
     """(N, L, 2) renderer crop pixels -> original-photo pixels with (N, 2, 3) affines."""
     return np.einsum("nij,nlj->nli", crop_to_original[:, :, :2], points) + crop_to_original[:, None, :, 2]
 
 
-def _texture(model, views: Views, posed_vertices: torch.Tensor, vp, cfg) -> np.ndarray:
+def _texture(model, views: Views, posed_vertices: torch.Tensor, vp, texture_size: int) -> np.ndarray:
     """Fuse a UV texture from crops re-sampled at a resolution matching the texture size; each view
     contributes its face region only (:mod:`mfnet.fit.texture`)."""
     from .detect import face_crop
@@ -255,7 +216,7 @@ def _texture(model, views: Views, posed_vertices: torch.Tensor, vp, cfg) -> np.n
 
     images, landmarks = views.images, views.landmarks
     if views.crops and views.photos:
-        size = max(views.size, min(cfg.texture_size, 1024))
+        size = max(views.size, min(texture_size, 1024))
         crops = [face_crop(d, size=size, scale=_crop_scale(c, d)) for c, d in
                  zip(views.crops, views.detections)]
         hi = np.stack([c.warp(p.image, p.scale_xy, border="replicate") for c, p in zip(crops, views.photos)])
@@ -265,7 +226,7 @@ def _texture(model, views: Views, posed_vertices: torch.Tensor, vp, cfg) -> np.n
     with torch.no_grad():
         canonical = model(torch.zeros(1, model.n_shape, device=posed_vertices.device,
                                       dtype=posed_vertices.dtype)).vertices[0]
-    return fuse_texture(images, posed_vertices, model.faces, model.vt, model.ft, vp.cameras(), cfg.texture_size,
+    return fuse_texture(images, posed_vertices, model.faces, model.vt, model.ft, vp.cameras(), texture_size,
                         landmarks=landmarks, canonical=canonical, eyeballs=model.masks.get("eyeballs"))
 
 

@@ -48,7 +48,8 @@ def test_dense_calibration_and_fit_term(ict_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("MFNET_ICT_DIR", str(ict_dir))
     monkeypatch.setenv("MFNET_HOME", str(tmp_path / "home"))
     from mfnet.cli.main import main
-    from mfnet.fit.fitter import MultiViewFitter, get_config
+    from mfnet.fit.config import get_config
+    from mfnet.fit.fitter import MultiViewFitter
     from mfnet.fit.views import prepare_views
     from mfnet.calibrate.install import load_model
 
@@ -61,5 +62,5 @@ def test_dense_calibration_and_fit_term(ict_dir, monkeypatch, tmp_path):
         warnings.simplefilter("ignore")
         views = prepare_views(list(to_uint8(subj.images)), crop_size=192)
     assert views.dense_landmarks.shape == (2, 478, 2)
-    res = MultiViewFitter(model, get_config("fast", w_dense=1.0), progress=False).fit(views)
+    res = MultiViewFitter(model, get_config("fast", **{"weights.dense": 1.0}), progress=False).fit(views)
     assert res.history["shape"][-1] < res.history["pose"][0]

@@ -52,8 +52,8 @@ def test_reconstruction_twice_is_bit_identical(ict_dir, two_threads, monkeypatch
     model = load_model()
     subj = render_subject(model, (-30.0, 0.0, 30.0), image_size=256, seed=5)
     photos = list(to_uint8(subj.images))
-    kw = dict(model=model, preset="default", progress=False, iters_shape=60, iters_flow=31, flow_every=15,
-              iters_photo=40, photo_refresh_every=10)
+    kw = dict(model=model, preset="default", progress=False, iters=dict(shape=60, flow=31, photo=40),
+              flow=dict(every=15), photo=dict(refresh_every=10))
     a = mfnet.reconstruct(photos, **kw)
     b = mfnet.reconstruct(photos, **kw)
     assert a.history["flow"] and a.history["photo"]  # the multi-view stages ran

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mfnet.data.synthetic import render_subject
-from mfnet.fit.fitter import MultiViewFitter, get_config
+from mfnet.fit.config import get_config, without
+from mfnet.fit.fitter import MultiViewFitter
 from mfnet.fit.views import views_from_arrays
 from mfnet.losses.photometric import covisible_samples, log_images, photometric_consistency_loss
 from mfnet.render import WeakPerspectiveCameras
@@ -149,12 +150,12 @@ def test_photometric_stage_fits_lights_and_lowers_its_loss(model):
     subj = render_subject(model, (-30.0, 0.0, 30.0), image_size=192, seed=5)
     model.use_landmark_embedding("static")
     views = views_from_arrays(subj.images, subj.landmarks2d)
-    res = MultiViewFitter(model, get_config("fast", iters_photo=24), progress=False).fit(views)
+    res = MultiViewFitter(model, get_config("fast", **{"iters.photo": 24}), progress=False).fit(views)
     assert res.views.light is not None and res.views.light.shape == (3, 9, 3)
     light = res.history["light"]
     assert light[-1] < light[0]  # the lights alone already explain the photos better
     assert "photo" in res.history and len(res.history["photo"]) == 24
-    off = MultiViewFitter(model, get_config("fast", iters_photo=24, disabled_losses=("photo",)), progress=False)
+    off = MultiViewFitter(model, get_config("fast", **{"iters.photo": 24}, **without("photo")), progress=False)
     assert "photo" not in off.fit(views).history  # the ablation switch removes the stage
 
 
@@ -180,8 +181,8 @@ def test_photometric_term_alone_recovers_a_perturbed_shape(model):
     start = subj.shape + 0.4 * torch.randn(model.n_shape, generator=torch.Generator().manual_seed(2))
     init = (HeadParams(start, subj.expression.clone(), torch.zeros(3)),
             ViewParams(subj.view_rotations.clone(), subj.cameras.scale.clone(), subj.cameras.trans.clone()))
-    cfg = get_config("default", iters_pose=0, iters_shape=0, iters_flow=0, iters_photo=120, w_lmk=0.0, w_eye=0.0,
-                     w_lip=0.0, photo_w_reg=1e-6, photo_lr_scale=0.4)
+    cfg = get_config("default", iters=dict(pose=0, shape=0, flow=0, photo=120),
+                     weights=dict(landmarks=0.0, eye=0.0, lip=0.0), photo=dict(w_reg=1e-6, lr_scale=0.4))
     res = MultiViewFitter(model, cfg, progress=False).fit(views, init=init)
     before, after = error(start), error(res.head.shape)
     print(f"shape error {before:.2f} -> {after:.2f} mm")
@@ -189,19 +190,14 @@ def test_photometric_term_alone_recovers_a_perturbed_shape(model):
 
 
 def test_identity_prior_grows_with_the_photometric_noise():
-    """The photometric stage's identity prior is scaled by (residual / photo_noise_ref)^2 within [1, 10]:
-    clean renders keep it, noisy real photos get a stronger one (see MultiViewFitter._noise_scale)."""
-    from synthetic_model import make_synthetic_model
+    """The photometric stage's identity prior is scaled by (residual / photo.noise_ref)^2 within [1, 10]:
+    clean renders keep it, noisy real photos get a stronger one (mfnet.fit.stages.noise_scale)."""
+    from mfnet.fit.stages import noise_scale
 
-    from mfnet.headmodel.model import HeadModel
-
-    m = HeadModel(make_synthetic_model(n_verts=60))
-    f = MultiViewFitter(m, get_config("default", photo_noise_ref=0.04), progress=False)
-    assert f._noise_scale(0.02) == 1.0 and f._noise_scale(0.04) == 1.0
-    assert f._noise_scale(0.08) == pytest.approx(4.0) and f._noise_scale(1.0) == 10.0
-    assert f._noise_scale(float("nan")) == 1.0
-    off = MultiViewFitter(m, get_config("default", photo_noise_ref=0.0), progress=False)
-    assert off._noise_scale(0.5) == 1.0
+    assert noise_scale(0.02, 0.04) == 1.0 and noise_scale(0.04, 0.04) == 1.0
+    assert noise_scale(0.08, 0.04) == pytest.approx(4.0) and noise_scale(1.0, 0.04) == 10.0
+    assert noise_scale(float("nan"), 0.04) == 1.0
+    assert noise_scale(0.5, 0.0) == 1.0  # off
 
 
 def test_standardised_residual_ignores_each_photos_exposure_and_contrast():

@@ -14,7 +14,8 @@ from skimage import data as skdata
 from mfnet.cli.main import main
 from mfnet.data.synthetic import render_subject
 from mfnet.evaluate.synthetic import face_region, vertex_error_mm
-from mfnet.fit.fitter import MultiViewFitter, get_config
+from mfnet.fit.config import get_config
+from mfnet.fit.fitter import MultiViewFitter
 from mfnet.fit.views import views_from_arrays
 
 REALSCANS = Path(os.environ.get("MFNET_REALSCANS_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "realscans"))
@@ -54,7 +55,7 @@ def test_synthetic_recovery_beats_mean_head(model):
     for seed in range(2):
         subj = render_subject(model, (-45.0, 0.0, 45.0), image_size=192, seed=seed)
         # exact landmarks: the paper's weak regulariser (1e-4) lets the identity through
-        err, res = _fit_error(model, subj, "fast", w_reg=1e-4, w_reg_expression=1e-4)
+        err, res = _fit_error(model, subj, "fast", weights=dict(reg_shape=1e-4, reg_expression=1e-4))
         errs.append(err)
         gt = model(subj.shape[None], subj.expression[None], subj.pose[None])
         face = face_region(model, gt.vertices[0].numpy(), gt.landmarks[0].numpy())
@@ -68,7 +69,7 @@ def test_synthetic_recovery_beats_mean_head(model):
 
 def test_flow_stage_runs_and_reports_flow(model):
     subj = render_subject(model, (-30.0, 0.0, 30.0), image_size=160, seed=5)
-    _, res = _fit_error(model, subj, "fast", iters_flow=10, flow_every=5)
+    _, res = _fit_error(model, subj, "fast", **{"iters.flow": 10, "flow.every": 5})
     assert len(res.flow_magnitude) == 2 and all(np.isfinite(res.flow_magnitude))
     assert res.flow_magnitude[0] < 5.0  # px: the fit is already close, flows are small
 
@@ -270,7 +271,7 @@ def test_quiet_mode_prints_nothing(model, astronaut_path, tmp_path, capfd):
 
 
 def test_fitted_roll_beyond_45_degrees_warns():
-    from mfnet.pipeline import _roll_warnings
+    from mfnet.fit.checks import roll_warnings as _roll_warnings
 
     rot = torch.tensor([[0.0, 0.0, np.radians(60.0)], [0.0, np.radians(40.0), np.radians(10.0)]])
     with pytest.warns(UserWarning, match=r"a.jpg: the fitted head is rolled by 60°"):
@@ -300,5 +301,5 @@ def test_single_view_fits_use_their_own_identity_prior(model):
         res = MultiViewFitter(model, get_config("fast", **kw), progress=False).fit(views)
         return float(res.head.shape.norm())
 
-    pinned, free = shape_norm(w_reg_single_view=1e6), shape_norm(w_reg=1e6)  # w_reg: no effect on one view
+    pinned, free = shape_norm(weights=dict(reg_shape_single_view=1e6)), shape_norm(weights=dict(reg_shape=1e6))  # w_reg: no effect on one view
     assert pinned < 0.01 and free > 0.1, (pinned, free)  # (Adam's steps keep a pinned code at ~lr, not 0)

@@ -62,9 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _overrides(args) -> dict:
-    out = {"covisibility": args.covisibility} if args.covisibility else {}
+    out = {"flow.covisibility": args.covisibility} if args.covisibility else {}
     if args.flow:
-        out["flow"] = args.flow
+        out["flow.method"] = args.flow
     return out
 
 

@@ -9,23 +9,20 @@
 
 OpenCV convention: ``x ~ K (R X + t)`` in original-photo pixels (pixel centres at integers), X in
 the rig's world frame. The head then has one world pose (rotation about its root joint +
-translation) shared by all views instead of a free weak-perspective camera per view.
+translation) shared by all views instead of a free weak-perspective camera per view
+(:class:`mfnet.fit.rig.CalibratedRig`).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..errors import MfnetError
-from ..headmodel.lbs import axis_angle_to_matrix, matrix_to_axis_angle
 from ..render.cameras import PerspectiveCameras
-from ..types import ViewParams, Views
-from .fitter import MultiViewFitter
-from .init import INNER, weak_perspective_lsq
+from ..types import Views
 
 
 class CameraFileError(MfnetError):
@@ -68,61 +65,3 @@ def crop_cameras(K: np.ndarray, R: np.ndarray, t: np.ndarray, views: Views) -> P
     """The rig's cameras expressed in each view's crop (renderer pixels)."""
     to_crop = np.stack([np.linalg.inv(np.vstack([m, [0, 0, 1]])) for m in views.crop_to_original])
     return PerspectiveCameras(torch.as_tensor(to_crop @ K), torch.as_tensor(R), torch.as_tensor(t))
-
-
-class CalibratedFitter(MultiViewFitter):
-    """:class:`MultiViewFitter` with fixed perspective cameras and one shared head pose."""
-
-    def __init__(self, model, cameras: PerspectiveCameras, config=None, fixed_shape=None, progress=True):
-        super().__init__(model, config, fixed_shape=fixed_shape, progress=progress)
-        dev, dt = model.v_template.device, model.v_template.dtype
-        self.rig = cameras.to(dev, dt)
-
-    def _init_camera_params(self, views: Views, shape, expr, jaw, init) -> dict[str, torch.Tensor]:
-        """Head pose from PnP in the view with the most frontal face, moved into the world frame."""
-        m = self.model
-        out = m(shape[None], expr[None])
-        X = out.landmarks[0].double().cpu().numpy()[INNER]
-        i = int(torch.argmax(views.landmark_weights.sum(1)))
-        K = self.rig.K[i].double().cpu().numpy()
-        uv = views.landmarks[i].double().cpu().numpy()[INNER] - 0.5  # OpenCV pixel centres
-        ok, rvec, tvec = cv2.solvePnP(X, uv, K, None, flags=cv2.SOLVEPNP_EPNP)
-        if not ok:
-            raise MfnetError("could not place the head in the calibrated rig from the landmarks")
-        R_pnp = cv2.Rodrigues(rvec)[0]
-        Rc, tc = self.rig.R[i].double().cpu().numpy(), self.rig.t[i].double().cpu().numpy()
-        R_world = Rc.T @ R_pnp
-        T_world = Rc.T @ (tvec[:, 0] - tc)
-        J0 = out.joints[0, 0].double().cpu().numpy()
-        transl = T_world - J0 + R_world @ J0  # the model rotates about its root joint J0
-        dev, dt = m.v_template.device, m.v_template.dtype
-        rot = torch.as_tensor(cv2.Rodrigues(R_world)[0][:, 0], device=dev, dtype=dt)[None]
-        return {"rot": rot, "transl": torch.as_tensor(transl, device=dev, dtype=dt)}
-
-    def _cameras(self, params, detach: bool = False):
-        return self.rig
-
-    def _view_rotations(self, params, n: int) -> torch.Tensor:
-        return params["rot"].expand(n, 3)
-
-    def _translation(self, params, n: int) -> torch.Tensor:
-        return params["transl"].expand(n, 3)
-
-    def _view_params(self, params, n: int) -> ViewParams:
-        """Weak-perspective stand-ins per view (for overlays and exports): the head rotation seen by
-        each camera and the scale/translation that best match the perspective landmarks."""
-        flip = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=params["rot"].dtype, device=params["rot"].device))
-        view_rot = matrix_to_axis_angle(flip @ self.rig.R @ axis_angle_to_matrix(params["rot"])[0])  # (n, 3)
-        head = (params["shape"], params["expr"], params["jaw"])
-        world = self._forward(*head, self._view_rotations(params, n), landmarks_only=True,
-                              translation=self._translation(params, n)).landmarks
-        posed = self._forward(*head, view_rot, landmarks_only=True).landmarks
-        size = self._crop_size
-        target = self.rig.project(world, (size, size))[..., :2]
-        s, t = weak_perspective_lsq(posed, target, torch.ones_like(target[..., 0]), size)
-        return ViewParams(view_rot, s, t)
-
-    def fit(self, views: Views, init=None):
-        """Fit (a network ``init`` is not used: the rig fixes the cameras)."""
-        self._crop_size = views.size
-        return super().fit(views, init=None)  # camera_params: head 'rot' (1, 3) and 'transl' (3,) in the rig

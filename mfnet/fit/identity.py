@@ -23,11 +23,7 @@ def landmark_residuals(model, views: Views, config) -> np.ndarray:
     """(N,) mean landmark error of a landmark-only fit of ``views``, in face sizes (weighted by visibility)."""
     from .fitter import MultiViewFitter
 
-    res = MultiViewFitter(model, config, progress=False).fit(views)
-    n, h = len(views), res.head
-    with torch.no_grad():
-        out = model(h.shape.expand(n, -1), h.expression.expand(n, -1), h.pose(res.views.rotation))
-        l2 = res.views.cameras().project(out.landmarks, (views.size, views.size))[..., :2]
+    l2 = MultiViewFitter(model, config, progress=False).fit(views).landmarks2d
     lm = views.landmarks.to(l2)
     w = views.landmark_weights.to(l2)
     size = (lm.amax(1) - lm.amin(1)).amax(-1)
@@ -37,9 +33,9 @@ def landmark_residuals(model, views: Views, config) -> np.ndarray:
 
 def identity_consistency(model, views: Views) -> float:
     """Shared-head / per-photo-head landmark error ratio (about 1 for one person; see module doc)."""
-    from .fitter import get_config
+    from .config import get_config
 
-    cfg = get_config("fast", w_reg=1e-4, w_reg_single_view=1e-4, w_reg_expression=1e-4)
+    cfg = get_config("fast", weights={"reg_shape": 1e-4, "reg_shape_single_view": 1e-4, "reg_expression": 1e-4})
     joint = landmark_residuals(model, views, cfg)
     alone = np.array([landmark_residuals(model, views.select([i]), cfg)[0] for i in range(len(views))])
     return float(joint.mean() / max(alone.mean(), 1e-12))

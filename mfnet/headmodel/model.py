@@ -1,6 +1,7 @@
 """`HeadModel`: the FLAME layer as a torch module, for any model in the mfnet format."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +169,15 @@ class HeadModel(nn.Module):
         out = super()._apply(fn, recurse)
         self.masks = {k: fn(v) for k, v in self.masks.items()}
         return out
+
+    def shallow_copy(self) -> "HeadModel":
+        """A new model object sharing this one's tensors (no memory copied): moving the copy (``.to``)
+        or switching its landmark embedding leaves this model as it was."""
+        new = copy.copy(self)
+        new._parameters, new._buffers, new._modules = dict(self._parameters), dict(self._buffers), dict(self._modules)
+        new._non_persistent_buffers_set = set(self._non_persistent_buffers_set)
+        new.masks = dict(self.masks)
+        return new
 
     def vertex_subset(self, vertex_ids: torch.Tensor) -> "VertexSubset":
         """A callable that poses only ``vertex_ids`` (same result as ``forward(...).vertices[:, ids]``)."""

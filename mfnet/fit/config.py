@@ -1,0 +1,229 @@
+"""Settings of the fit, in sections, and the named presets that build them.
+
+``FitConfig(iters=StageIters(...), lr=LearningRates(...), weights=LossWeights(...),
+flow=FlowOptions(...), photo=PhotometricOptions(...), jaw=JawLimits(...))``; the photo size and
+texture size are :class:`PipelineSettings` (the pipeline's, not the fit's). A term is switched off
+one way: its weight in ``weights`` set to 0.
+
+Overrides name a field by its section: ``iters.photo=0``, ``photo.w_reg=1e-3``,
+``weights.landmarks=0``, ``seed=3`` (see :func:`apply_overrides`; the command line's ``--set``
+takes the same names).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from ..errors import MfnetError
+from ..losses.weights import LossWeights
+
+
+@dataclass
+class StageIters:
+    """Optimiser steps per stage (0 skips a stage): ``pose`` (cameras from landmarks), ``shape``
+    (+ identity, expression, jaw), ``flow`` (+ multi-view flow), ``photo`` (multi-view photometric
+    consistency; preceded by a light stage of a quarter of its steps, at most 60)."""
+
+    pose: int = 60
+    shape: int = 150
+    flow: int = 40
+    photo: int = 200
+
+
+@dataclass
+class LearningRates:
+    """Adam learning rates per parameter group, cosine-decayed over each stage."""
+
+    rotation: float = 0.01  # head rotations and the jaw
+    scale: float = 0.01  # log of the weak-perspective scale
+    translation: float = 0.002
+    shape: float = 0.05
+    expression: float = 0.02
+    light: float = 0.02  # SH lights (light and photo stages)
+
+
+@dataclass
+class FlowOptions:
+    """The multi-view optical-flow stage (MFNet eq. 6)."""
+
+    every: int = 15  # recompute the flow correspondences every k steps
+    method: str = "dis"  # or 'raft:PATH' (torchvision RAFT with user-supplied weights)
+    preset: str = "medium"  # DIS preset
+    covisibility: str = "zbuffer"  # or 'landmarks' (the paper's MB ⊙ MF)
+
+
+@dataclass
+class PhotometricOptions:
+    """The photometric stage (beyond the paper; multi-view only). The detector's landmarks are biased
+    (several pixels at ±60°) and a strong prior shrinks the shape towards the mean: at the true
+    parameters both cost more than the photometric term gains, so the stage weakens them (measured:
+    docs/benchmarks.md) and lets the photos place the surface."""
+
+    w_landmarks: float = 0.1  # factor on the landmark, eye, lip (and dense) terms during the stage
+    w_reg: float = 1e-4  # identity prior during the stage (the landmark stages use weights.reg_shape)
+    w_reg_expression: float = 1e-4
+    blur: float = 0.5  # Gaussian blur of the photos at the end of the stage, pixels
+    blur_start: float = 3.0  # coarse to fine: blur at its start (geometric decay over 3/4 of it)
+    min_cos: float = 0.4  # down-weight points seen at a grazing angle (|cos| below this + 0.2)
+    lr_scale: float = 1.0  # learning rates of the stage relative to the others (not the lights')
+    points: int = 1000  # surface points sampled per ordered view pair
+    refresh_every: int = 20  # new samples (and the next blur level) every k steps
+    # Standardise each view pair's log albedos before comparing them (measured worse; off).
+    normalise: bool = False
+    eps_normalised: float = 0.1
+    # Residual level (light stage, mean log-albedo difference) up to which the stage keeps its identity
+    # prior w_reg; above it the prior grows as (residual / ref)^2, at most 10x. 0: off.
+    noise_ref: float = 0.04
+
+
+@dataclass
+class JawLimits:
+    """Anatomical range of the jaw, degrees: opening (pitch) from ``min_deg`` to ``max_deg``, sideways
+    (yaw, roll) within ±``side_deg``. A jaw rotated past the closed rest pushes the lower lip into the
+    upper one; landmark fits did that on real single photos (-4°), costing 0.4 mm on James."""
+
+    min_deg: float = -1.0
+    max_deg: float = 35.0
+    side_deg: float = 6.0
+
+
+@dataclass
+class FitConfig:
+    """Everything the fit (:class:`mfnet.fit.fitter.MultiViewFitter`) needs, in sections."""
+
+    iters: StageIters = field(default_factory=StageIters)
+    lr: LearningRates = field(default_factory=LearningRates)
+    weights: LossWeights = field(default_factory=LossWeights)
+    flow: FlowOptions = field(default_factory=FlowOptions)
+    photo: PhotometricOptions = field(default_factory=PhotometricOptions)
+    jaw: JawLimits = field(default_factory=JawLimits)
+    dynamic_contour: bool = True  # the jaw-contour landmarks follow the head's yaw (when the model has a table)
+    seed: int = 0
+
+
+@dataclass
+class PipelineSettings:
+    """The pipeline's own settings: the square crop the fit sees and the texture's side, pixels."""
+
+    crop_size: int = 256
+    texture_size: int = 512
+
+
+@dataclass
+class Preset:
+    fit: FitConfig
+    pipeline: PipelineSettings
+
+
+def fast() -> Preset:
+    """Landmarks only (pose + shape stages), small crops."""
+    return Preset(FitConfig(iters=StageIters(pose=40, shape=80, flow=0, photo=0)), PipelineSettings(192, 256))
+
+
+def default() -> Preset:
+    """Landmarks, multi-view flow, then the photometric stage."""
+    return Preset(FitConfig(), PipelineSettings())
+
+
+def best() -> Preset:
+    """Larger crops, longer flow and photometric stages, denser samples."""
+    return Preset(FitConfig(iters=StageIters(pose=80, shape=250, flow=150, photo=900), flow=FlowOptions(every=10),
+                            photo=PhotometricOptions(points=1500, refresh_every=10)), PipelineSettings(384, 1024))
+
+
+PRESETS = {"fast": fast, "default": default, "best": best}
+
+
+def get_preset(name: str = "default", **overrides) -> Preset:
+    """The preset ``name`` with ``overrides`` (:func:`apply_overrides`; ``crop_size`` and
+    ``texture_size`` set the pipeline's settings)."""
+    if name not in PRESETS:
+        raise MfnetError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
+    p = PRESETS[name]()
+    pipe = {k: overrides.pop(k) for k in [k for k in overrides if k in _names(PipelineSettings)]}
+    return Preset(apply_overrides(p.fit, overrides), replace(p.pipeline, **{k: int(v) for k, v in pipe.items()}))
+
+
+def get_config(preset: str = "default", **overrides) -> FitConfig:
+    """The fit settings of ``preset`` with ``overrides`` (:func:`apply_overrides`)."""
+    return get_preset(preset, **overrides).fit
+
+
+ABLATIONS: dict[str, dict[str, float]] = {  # term name (the paper's Table 3 + ours) -> the weights that remove it
+    "multiop": {"weights.multiop": 0.0},
+    "singlelmk": {"weights.landmarks": 0.0},
+    "eye": {"weights.eye": 0.0},
+    "lip": {"weights.lip": 0.0},
+    "reg": {"weights.reg_shape": 0.0, "weights.reg_expression": 0.0, "weights.reg_shape_single_view": 0.0,
+            "photo.w_reg": 0.0, "photo.w_reg_expression": 0.0},
+    "photo": {"weights.photo": 0.0},
+}
+
+
+def without(*terms: str) -> dict[str, float]:
+    """Overrides that remove ``terms`` (names of :data:`ABLATIONS`) from the fit."""
+    out: dict[str, float] = {}
+    for t in terms:
+        if t not in ABLATIONS:
+            raise MfnetError(f"unknown loss term {t!r}: choose from {', '.join(ABLATIONS)}")
+        out.update(ABLATIONS[t])
+    return out
+
+
+def apply_overrides(cfg: FitConfig, overrides: Mapping[str, Any]) -> FitConfig:
+    """A copy of ``cfg`` with ``overrides``: ``{"iters.photo": 0, "seed": 2}``; a section's value may
+    also be a dict of its fields or a whole section object. Strings are converted to the field's type
+    (the command line's ``--set KEY=VALUE``). Unknown names raise :class:`MfnetError`."""
+    sections = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(
+        getattr(cfg, f.name))}
+    top: dict[str, Any] = {}
+    changes: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        sec, dot, name = key.partition(".")
+        if dot:
+            if sec not in sections or name not in _names(type(sections[sec])):
+                raise MfnetError(f"unknown fit setting {key!r}: choose from {', '.join(setting_names())}")
+            changes.setdefault(sec, {})[name] = _convert(value, getattr(sections[sec], name), key)
+        elif key in sections and isinstance(value, Mapping):
+            for name, v in value.items():
+                changes.setdefault(key, {})
+                if name not in _names(type(sections[key])):
+                    raise MfnetError(f"unknown fit setting '{key}.{name}': choose from {', '.join(setting_names())}")
+                changes[key][name] = _convert(v, getattr(sections[key], name), f"{key}.{name}")
+        elif key in sections and isinstance(value, type(sections[key])):
+            top[key] = value
+        elif key in _names(FitConfig) and key not in sections:
+            top[key] = _convert(value, getattr(cfg, key), key)
+        else:
+            raise MfnetError(f"unknown fit setting {key!r}: choose from {', '.join(setting_names())}")
+    out = replace(cfg, **top)
+    return replace(out, **{sec: replace(getattr(out, sec), **vals) for sec, vals in changes.items()})
+
+
+def setting_names() -> list[str]:
+    """Every name :func:`apply_overrides` accepts (``section.field`` or top-level), plus the pipeline's."""
+    cfg = FitConfig()
+    out = []
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        out += [f"{f.name}.{n}" for n in _names(type(v))] if dataclasses.is_dataclass(v) else [f.name]
+    return out + list(_names(PipelineSettings))
+
+
+def _names(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _convert(value: Any, current: Any, key: str) -> Any:
+    """``value`` as the type of the field's current value (strings from the command line)."""
+    if not isinstance(value, str) or isinstance(current, str):
+        return value
+    try:
+        if isinstance(current, bool):
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return value.lower() in ("1", "true", "yes", "on")
+        return type(current)(float(value)) if isinstance(current, int) else type(current)(value)
+    except ValueError:
+        raise MfnetError(f"{key}={value!r}: expected a {type(current).__name__}") from None

@@ -1,0 +1,143 @@
+"""Camera rigs of the fit: each owns its parameters, their initialisation, the cameras the losses
+project with and the per-view records it hands on.
+
+* :class:`WeakPerspectiveRig` — uncalibrated photos: a head rotation and a weak-perspective
+  scale/translation per view (MFNet §3.5).
+* :class:`CalibratedRig` — known OpenCV cameras (``--cameras``): one world head pose (rotation
+  about the root joint + translation) seen by every fixed perspective camera.
+"""
+from __future__ import annotations
+
+import cv2
+import torch
+
+from ..errors import MfnetError
+from ..headmodel.lbs import axis_angle_to_matrix, matrix_to_axis_angle
+from ..headmodel.model import HeadModel
+from ..render.cameras import PerspectiveCameras, WeakPerspectiveCameras
+from ..types import HeadParams, ViewParams, Views
+from .config import LearningRates
+from .init import INNER, init_rotations, weak_perspective_lsq
+
+_FLIP = (1.0, -1.0, -1.0)  # the model's camera frame (y up, looking along -z) -> OpenCV's
+
+
+def _landmarks(model: HeadModel, head: HeadParams, rotations: torch.Tensor, translation=None,
+               dynamic_contour: bool = True) -> torch.Tensor:
+    """(N, L, 3) landmarks of ``head`` posed with ``rotations (N, 3)`` (+ ``translation (N, 3)``)."""
+    return model(head.shape[None], head.expression[None], head.pose(rotations), translation=translation,
+                 dynamic_contour=dynamic_contour, landmarks_only=True).landmarks
+
+
+class WeakPerspectiveRig:
+    """Per view: head rotation (N, 3) axis-angle, log scale (N,), translation (N, 2) crop-normalised."""
+
+    def __init__(self, rotation: torch.Tensor, log_scale: torch.Tensor, trans: torch.Tensor):
+        self.rotation = rotation.detach().clone().requires_grad_()
+        self.log_scale = log_scale.detach().clone().requires_grad_()
+        self.trans = trans.detach().clone().requires_grad_()
+
+    @classmethod
+    def initialise(cls, model: HeadModel, views: Views, head: HeadParams, init: ViewParams | None = None,
+                   dynamic_contour: bool = True) -> "WeakPerspectiveRig":
+        """From ``init`` (e.g. the network's prediction) or from the landmarks: rotations by PnP on the
+        mean head, then the least-squares weak-perspective scale/translation."""
+        dev, dt = model.v_template.device, model.v_template.dtype
+        with torch.no_grad():
+            if init is not None:
+                rot, s, t = init.rotation.to(dev, dt), init.scale.to(dev, dt), init.trans.to(dev, dt)
+            else:
+                mean = model(head.shape[None], head.expression[None]).landmarks[0]
+                rot = init_rotations(mean, views.landmarks, views.size).to(dev, dt)
+                posed = _landmarks(model, head, rot, dynamic_contour=dynamic_contour)
+                s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, views.size)
+        return cls(rot, s.log(), t)
+
+    def param_groups(self, lr: LearningRates) -> list[dict]:
+        return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.log_scale], "lr": lr.scale},
+                {"params": [self.trans], "lr": lr.translation}]
+
+    def rotations(self) -> torch.Tensor:
+        """(N, 3) the head's rotation as each camera sees it."""
+        return self.rotation
+
+    def translation(self) -> torch.Tensor | None:
+        """(N, 3) translation applied to the posed head, or None."""
+        return None
+
+    def cameras(self, detach: bool = False) -> WeakPerspectiveCameras:
+        s, t = self.log_scale.exp(), self.trans
+        return WeakPerspectiveCameras(s.detach(), t.detach()) if detach else WeakPerspectiveCameras(s, t)
+
+    def view_params(self, model: HeadModel, head: HeadParams, size: int, dynamic_contour: bool = True) -> ViewParams:
+        with torch.no_grad():
+            return ViewParams(self.rotation.detach(), self.log_scale.detach().exp(), self.trans.detach())
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The raw parameters (detached)."""
+        return {"rotation": self.rotation.detach(), "log_scale": self.log_scale.detach(), "trans": self.trans.detach()}
+
+
+class CalibratedRig:
+    """Fixed perspective cameras (in crop pixels) and one head pose in their world frame: rotation
+    (1, 3) about the model's root joint and translation (3,)."""
+
+    def __init__(self, cameras: PerspectiveCameras, rotation: torch.Tensor, translation: torch.Tensor):
+        self.fixed = cameras
+        self.rotation = rotation.detach().clone().requires_grad_()
+        self.transl = translation.detach().clone().requires_grad_()
+
+    @classmethod
+    def initialise(cls, model: HeadModel, views: Views, head: HeadParams, cameras: PerspectiveCameras,
+                   ) -> "CalibratedRig":
+        """Head pose from PnP in the view with the most frontal face, moved into the world frame."""
+        dev, dt = model.v_template.device, model.v_template.dtype
+        cameras = cameras.to(dev, dt)
+        with torch.no_grad():
+            out = model(head.shape[None], head.expression[None])
+        X = out.landmarks[0].double().cpu().numpy()[INNER]
+        i = int(torch.argmax(views.landmark_weights.sum(1)))
+        K = cameras.K[i].double().cpu().numpy()
+        uv = views.landmarks[i].double().cpu().numpy()[INNER] - 0.5  # OpenCV pixel centres
+        ok, rvec, tvec = cv2.solvePnP(X, uv, K, None, flags=cv2.SOLVEPNP_EPNP)
+        if not ok:
+            raise MfnetError("could not place the head in the calibrated rig from the landmarks")
+        R_pnp = cv2.Rodrigues(rvec)[0]
+        Rc, tc = cameras.R[i].double().cpu().numpy(), cameras.t[i].double().cpu().numpy()
+        R_world = Rc.T @ R_pnp
+        T_world = Rc.T @ (tvec[:, 0] - tc)
+        J0 = out.joints[0, 0].double().cpu().numpy()
+        transl = T_world - J0 + R_world @ J0  # the model rotates about its root joint J0
+        rot = torch.as_tensor(cv2.Rodrigues(R_world)[0][:, 0], device=dev, dtype=dt)[None]
+        return cls(cameras, rot, torch.as_tensor(transl, device=dev, dtype=dt))
+
+    def param_groups(self, lr: LearningRates) -> list[dict]:
+        return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.transl], "lr": lr.translation}]
+
+    def rotations(self) -> torch.Tensor:
+        return self.rotation.expand(len(self.fixed), 3)
+
+    def translation(self) -> torch.Tensor:
+        return self.transl.expand(len(self.fixed), 3)
+
+    def cameras(self, detach: bool = False) -> PerspectiveCameras:
+        return self.fixed
+
+    def view_params(self, model: HeadModel, head: HeadParams, size: int, dynamic_contour: bool = True) -> ViewParams:
+        """Weak-perspective stand-ins per view (for overlays and exports): the head rotation seen by
+        each camera and the scale/translation that best match the perspective landmarks."""
+        with torch.no_grad():
+            rot = self.rotation.detach()
+            flip = torch.diag(torch.tensor(_FLIP, dtype=rot.dtype, device=rot.device))
+            view_rot = matrix_to_axis_angle(flip @ self.fixed.R @ axis_angle_to_matrix(rot)[0])  # (n, 3)
+            world = _landmarks(model, head, self.rotations().detach(), self.translation().detach(), dynamic_contour)
+            posed = _landmarks(model, head, view_rot, dynamic_contour=dynamic_contour)
+            target = self.fixed.project(world, (size, size))[..., :2]
+            s, t = weak_perspective_lsq(posed, target, torch.ones_like(target[..., 0]), size)
+        return ViewParams(view_rot, s, t)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"rotation": self.rotation.detach(), "translation": self.transl.detach()}
+
+    def __len__(self) -> int:
+        return len(self.fixed)
