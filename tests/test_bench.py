@@ -37,7 +37,7 @@ def quick_rows(ict_dir):
 
 
 def test_bench_quick_completes(quick_rows, tmp_path):
-    from mfnet.evaluate.bench import write_results
+    from mfnet.evaluate.bench_results import write_results
     from mfnet.cli.bench import QUICK
 
     rows = quick_rows
@@ -110,7 +110,7 @@ def test_bench_report_files(tmp_path):
     from PIL import Image
 
     from mfnet.evaluate import bench_report as br
-    from mfnet.evaluate.bench import markdown_table, write_results
+    from mfnet.evaluate.bench_results import markdown_table, write_results
 
     rows = _fake_rows()
     paths = write_results(rows, tmp_path, note="fabricated rows", command="mfnet bench --quick", worst_k=2)

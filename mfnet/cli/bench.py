@@ -64,7 +64,8 @@ def cmd_bench(args) -> int:
     import torch
 
     from ..calibrate.install import load_model
-    from ..evaluate.bench import run_benchmark, write_results
+    from ..evaluate.bench import run_benchmark
+    from ..evaluate.bench_results import write_results
 
     if getattr(args, "threads", None):  # set by the command line already; kept for direct calls
         torch.set_num_threads(args.threads)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .bench import ANGLE_BINS, row_label
+
 CURVE_XMAX_MM = 10.0
 HEAT_VMAX_MM = 5.0
 HEAT_CMAP = "inferno"  # dark (small error) -> purple -> red -> yellow (large error)
@@ -42,15 +44,7 @@ def _plt():
     return plt
 
 
-def _label(row: dict) -> str:
-    from .bench import _label as label
-
-    return label(row)
-
-
 def _bins(rows: list[dict]) -> list[str]:
-    from .bench import ANGLE_BINS
-
     bins = list(dict.fromkeys(r["bin"] for r in rows))
     return sorted(bins, key=lambda b: list(ANGLE_BINS).index(b) if b in ANGLE_BINS else 99)
 
@@ -80,12 +74,12 @@ def plot_cumulative_curves(rows: list[dict], path: Path) -> Path | None:
     plt = _plt()
     bins = _bins(rows)
     groups = [(f"{b}°", [b]) for b in bins] + ([("all bins", bins)] if len(bins) > 1 else [])
-    labels = list(dict.fromkeys(_label(r) for r in rows))
+    labels = list(dict.fromkeys(row_label(r) for r in rows))
     xs = np.linspace(0.0, CURVE_XMAX_MM, 201)
     fig, axes = plt.subplots(1, len(groups), figsize=curves_figsize(len(bins)), dpi=DPI, squeeze=False)
     for ax, (title, sel_bins) in zip(axes[0], groups):
         for lab in labels:
-            mine = [r for r in rows if _label(r) == lab and r["bin"] in sel_bins]
+            mine = [r for r in rows if row_label(r) == lab and r["bin"] in sel_bins]
             ok = [r for r in mine if _ok(r)]
             if not ok:
                 continue
@@ -297,7 +291,7 @@ def write_report(rows: list[dict], out_dir, tables, note: str = "", command: str
         paths["curves_png"] = curves
         figures.append((f"Cumulative per-vertex error on the face region (0-{CURVE_XMAX_MM:g} mm)", curves))
     for k, r in enumerate(worst_subjects(rows, worst_k)):
-        title = (f"#{k + 1} worst: subject {r['subject']}, {_label(r)}, bin {r['bin']}°, "
+        title = (f"#{k + 1} worst: subject {r['subject']}, {row_label(r)}, bin {r['bin']}°, "
                  f"query yaw {float(r['query_yaw']):.1f}°, mean {float(r['vertex_mm']):.2f} mm")
         p = plot_heatmap(r["detail"], title, fig_dir / f"heatmap_{k + 1}_subject{r['subject']}.png", size=heat_size)
         paths[f"heatmap_{k + 1}"] = p

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MfnetError
-from .realscans import Scan, cache_dir, cache_key, face_frame, realscans_dir
+from .scans import Scan, cache_dir, cache_key, face_frame, realscans_dir
 
 PIVOT_BEHIND_MM = 95.0  # the head turns about a point this far behind the nose bottom
 FACE_WIDTH_MM_REF = 140.0  # face width (jaw contour 0-16) assumed when choosing the focal length
@@ -346,6 +347,7 @@ def _lee_landmarks(V: np.ndarray, raw: LeeRaw) -> np.ndarray:
     return _back_project(_detect(photo).points, depth, *cam)
 
 
+@lru_cache(maxsize=2)
 def load_lee(root=None) -> Scan:
     """The Lee Perry-Smith scan in mm with 68 landmarks back-projected from detections (see module doc)."""
     from .synthetic import PUPIL_MM, pupil_distance
@@ -386,11 +388,9 @@ def pose_scan(scan: Scan, yaw: float, pitch: float) -> tuple[np.ndarray, np.ndar
 
 def render_case(case: str, scan: Scan | None = None, root=None) -> list[tuple[np.ndarray, tuple]]:
     """[(photo uint8, (K, R, t)), ...] of a Lee case (see :data:`LEE_CASES`)."""
-    from .realscans import load_scan
-
     if case not in LEE_CASES:
         raise MfnetError(f"unknown Lee case {case!r}: choose from {', '.join(LEE_CASES)}")
-    scan = scan or load_scan("lee", root)
+    scan = scan or load_lee(root)
     out = []
     for shot in LEE_CASES[case].shots:
         V, L = pose_scan(scan, shot.yaw, shot.pitch)

@@ -38,6 +38,7 @@ from . import cameras as cam
 from .flame_params import FLAME_PARAMS, is_flame_model, write_flame_params
 from .mesh import write_glb, write_obj, write_ply
 from .preview import save_png
+from .report import iod_percent, write_report
 
 __all__ = ["write_reconstruction", "ExportCameras", "export_cameras", "draw_overlay", "view_stems", "FORMATS"]
 
@@ -112,14 +113,6 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
     K, R, t = cam.weak_to_opencv(_np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
                                  _np(rec.crop_to_original), R_view, offsets, 0.5 * (lo + hi), focal_factor)
     return ExportCameras(R_view, posed, offsets, piv, K, R, t, source, warns)
-
-
-def iod_percent(rec) -> np.ndarray:
-    """(N,) landmark reprojection error in percent of each photo's inter-ocular distance
-    (:attr:`mfnet.types.Reconstruction.reprojection_error_iod`; also for record-like objects)."""
-    from ..types import Reconstruction
-
-    return Reconstruction.reprojection_error_iod.fget(rec)
 
 
 def view_stems(names) -> list[str]:
@@ -402,8 +395,6 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
                 overlays.append((str(rec.names[i]), fname, img))
         _write_landmarks(tmp, rec, stems, photos is not None)
         if report:
-            from .report import write_report
-
             write_report(tmp / "report.html", rec, cams=cams, overlays=overlays, warnings=warnings,
                          model_version=model_version, files=sorted(p.name for p in tmp.iterdir()) + ["report.html"])
     return Path(out_dir)

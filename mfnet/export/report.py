@@ -158,6 +158,14 @@ def _table(header, rows) -> str:
     return f"<table><tr>{h}</tr>{body}</table>"
 
 
+def iod_percent(rec) -> np.ndarray:
+    """(N,) landmark reprojection error in percent of each photo's inter-ocular distance
+    (:attr:`mfnet.types.Reconstruction.reprojection_error_iod`; also for record-like objects)."""
+    from ..types import Reconstruction
+
+    return Reconstruction.reprojection_error_iod.fget(rec)
+
+
 def build_report(rec, *, cams=None, overlays=(), warnings=(), model_version=None, files=()) -> str:
     """The report page as a string. ``overlays``: (view name, file name, RGB image) triples."""
     from .cameras import axis_angle_to_matrix, euler_degrees
@@ -177,8 +185,6 @@ def build_report(rec, *, cams=None, overlays=(), warnings=(), model_version=None
     parts = [f"<h1>mfnet reconstruction</h1><p>Model <b>{model}</b> · {n} view{'s' * (n != 1)} · "
              f"{len(verts)} vertices, {len(faces)} faces · crop {int(rec.crop_size)} px · mean landmark "
              f"reprojection error <b>{err.mean() if n else float('nan'):.2f} px</b></p>"]
-    from .reconstruction import iod_percent
-
     iod = iod_percent(rec)
     rows = [(rec.names[i], f"{err[i]:.2f}", f"{iod[i]:.1f}", *(f"{a:.1f}" for a in ypr[i]), f"{scale[i]:.3f}")
             for i in range(n)]
