@@ -190,7 +190,8 @@ def _assemble(model, views: Views, res, rig, caught: list[str], check_identity: 
         history=res.history, timings=timings, warnings=caught,
         posed_vertices=res.posed_vertices.cpu().numpy(), neutral_shape=neutral.shape.cpu().numpy(),
         neutral_vertices=neutral_v.vertices[0].cpu().numpy(),
-        photos=[_original_pixels(v) for v in views.photos] if views.photos else None, calibrated_cameras=calibrated)
+        photos=[_original_pixels(v) for v in views.photos] if views.photos else None, calibrated_cameras=calibrated,
+        model_meta=dict(model.data_meta))
 
 
 def _original_pixels(view) -> np.ndarray:

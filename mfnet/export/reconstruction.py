@@ -376,7 +376,7 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
         if neutral:
             _write_neutral(tmp, rec)
         _write_params(tmp, rec, cams, stems, model_version)
-        meta = getattr(rec, "model_meta", None) or {}
+        meta = rec.model_meta
         if is_flame_model(meta):  # FLAME codes other FLAME tools read
             sizes = original_sizes or ([np.asarray(p).shape[:2] for p in photos] if photos is not None else None)
             write_flame_params(tmp / FLAME_PARAMS, rec, cams.K, cams.R, cams.t, sizes, meta)
