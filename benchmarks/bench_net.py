@@ -25,6 +25,7 @@ import re
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from bench_render import machine  # noqa: E402
 from mfnet.data.datasets import SyntheticMultiView  # noqa: E402
 from mfnet.headmodel import HeadModel  # noqa: E402
 from mfnet.headmodel.ict import convert_ict  # noqa: E402
+from mfnet.losses.weights import LossWeights  # noqa: E402
 from mfnet.net import MFNet, predict  # noqa: E402
 from mfnet.train import TrainLoss, camera_prior, config_from_dict, evaluate_synthetic, train  # noqa: E402
 from mfnet.train.config import LossConfig  # noqa: E402
@@ -69,7 +71,7 @@ def bench_train_step(model, backbone: str, size: int, batch: int, flow: bool, ru
     net = MFNet(model.n_shape, model.n_expr, backbone, "meanmax", image_size=size,
                 expression_bounds=model.expression_bounds, camera_prior=camera_prior(model, ds)).train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss = TrainLoss(model, LossConfig(w_multiop=1.0 if flow else 0.0, dynamic_contour=False))
+    loss = TrainLoss(model, LossConfig(LossWeights.paper() if flow else replace(LossWeights.paper(), multiop=0.0), dynamic_contour=False))
 
     def step():
         total, _, _ = loss(net(b["images"]), b, 0)

@@ -198,4 +198,4 @@ def test_cli_hooks_synth_and_prepare(tmp_path, capsys):
     assert args.func(args) == 0
     assert "4 photos without a face" in capsys.readouterr().out
     args = parser.parse_args(["train", "--print-config"])
-    assert args.func(args) == 0 and "w_lip: 0.5" in capsys.readouterr().out
+    assert args.func(args) == 0 and "lip: 0.5" in capsys.readouterr().out

@@ -293,7 +293,7 @@ def test_progress_names_each_stage_with_timings(model, astronaut_path, tmp_path,
 
 
 def test_single_view_fits_use_their_own_identity_prior(model):
-    """One view: the shape prior is w_reg_single_view (w_reg only applies to several views)."""
+    """One view: the shape prior is weights.reg_shape_single_view (reg_shape only applies to several views)."""
     subj = render_subject(model, (0.0,), image_size=192, seed=3)
     views = views_from_arrays(subj.images, subj.landmarks2d)
 
@@ -301,5 +301,5 @@ def test_single_view_fits_use_their_own_identity_prior(model):
         res = MultiViewFitter(model, get_config("fast", **kw), progress=False).fit(views)
         return float(res.head.shape.norm())
 
-    pinned, free = shape_norm(weights=dict(reg_shape_single_view=1e6)), shape_norm(weights=dict(reg_shape=1e6))  # w_reg: no effect on one view
+    pinned, free = shape_norm(weights=dict(reg_shape_single_view=1e6)), shape_norm(weights=dict(reg_shape=1e6))  # no effect on one view
     assert pinned < 0.01 and free > 0.1, (pinned, free)  # (Adam's steps keep a pinned code at ~lr, not 0)

@@ -35,7 +35,7 @@ def test_tiny_training_run_learns(small_ict, tmp_path):
         "image_every": 0, "threads": 2,
         "data": {"kind": "synthetic", "image_size": S, "n_views": 3},
         "net": {"backbone": "resnet18", "fusion": "meanmax", "image_size": S, "hidden": 128, "tex_dim": 8},
-        "loss": {"w_multiop": 0.0, "dynamic_contour": False},
+        "loss": {"weights": {"multiop": 0.0}, "dynamic_contour": False},
         "optim": {"batch_size": 4, "steps": 30, "lr": 1e-3}})
     torch.manual_seed(0)
     untrained = MFNet(model.n_shape, model.n_expr, "resnet18", "meanmax", image_size=S, hidden=128, tex_dim=8,

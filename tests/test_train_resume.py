@@ -118,4 +118,4 @@ def test_config_roundtrip(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text(dump_config(TrainConfig()))
     cfg = load_config(p)
-    assert cfg == TrainConfig() and cfg.optim.lr == 1e-3 and cfg.loss.w_lip == 0.5 and cfg.loss.w_reg == 1e-4
+    assert cfg == TrainConfig() and cfg.optim.lr == 1e-3 and cfg.loss.weights.lip == 0.5 and cfg.loss.weights.reg_shape == 1e-4

@@ -6,12 +6,13 @@ Example (every key is optional; ``mfnet train --print-config`` prints all of the
     head_model: null            # default open model (ict-facekit), or a name / .npz
     data: {kind: multipie, root: /data/Multi-PIE/data, image_size: 224, n_views: 3, workers: 4}
     net: {backbone: resnet50, fusion: concat, init: deca, init_path: ~/deca_model.tar}
-    loss: {w_multiop: 1.0, w_lmk: 1.0, w_eye: 1.0, w_lip: 0.5, w_reg: 1.0e-4}
+    loss: {weights: {multiop: 1.0, landmarks: 1.0, eye: 1.0, lip: 0.5, reg_shape: 1.0e-4}}
     optim: {lr: 1.0e-3, batch_size: 8, steps: 45000}
     ckpt_every: 1000
 
-Loss weights default to the paper's eq. 11 (λ1..λ5 = 1, 1, 1, 0.5, 1e-4) and the learning rate to
-its 1e-3 (Adam).
+Loss weights (:class:`mfnet.losses.weights.LossWeights`, the same names as the fit's ``weights``
+section) default to the paper's eq. 11 (λ1..λ5 = 1, 1, 1, 0.5, 1e-4) and the learning rate to its
+1e-3 (Adam).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MfnetError
+from ..losses.weights import LossWeights
 
 
 class ConfigError(MfnetError):
@@ -56,13 +58,7 @@ class NetSection:
 
 @dataclass
 class LossConfig:
-    w_multiop: float = 1.0  # λ1, eq. 6
-    w_lmk: float = 1.0  # λ2, eq. 7
-    w_eye: float = 1.0  # λ3, eq. 8
-    w_lip: float = 0.5  # λ4, eq. 9
-    w_reg: float = 1e-4  # λ5, eq. 10 (shape)
-    w_reg_expression: float = 1e-4
-    w_reg_texture: float = 1e-4
+    weights: LossWeights = field(default_factory=LossWeights.paper)  # λ1..λ5 of eq. 11 (+ texture code)
     flow_every: int = 1  # compute the flow loss every k steps (0: never)
     flow_start: int = 0  # first step with the flow loss (landmarks alone before)
     flow_preset: str = "medium"
@@ -107,22 +103,20 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"data": DataConfig, "net": NetSection, "loss": LossConfig, "optim": OptimConfig}
-
-
-def _build(cls, values: dict, where: str, source: str):
+def _build(base, values: dict, where: str, source: str):
+    """A copy of the dataclass instance ``base`` with ``values`` (nested sections recursively)."""
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: '{where}' must be a mapping, got {type(values).__name__}")
-    names = {f.name: f for f in dataclasses.fields(cls)}
+    names = [f.name for f in dataclasses.fields(base)]
     kwargs = {}
     for key, val in values.items():
         if key not in names:
             raise ConfigError(f"{source}: unknown key '{where + '.' if where else ''}{key}'; known keys: "
                               f"{', '.join(names)}")
-        if not where and key in _SECTIONS:
-            kwargs[key] = _build(_SECTIONS[key], val or {}, key, source)
+        default = getattr(base, key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = _build(default, val or {}, f"{where}.{key}" if where else key, source)
             continue
-        default = names[key].default
         if isinstance(default, bool) and not isinstance(val, bool):
             raise ConfigError(f"{source}: '{where + '.' if where else ''}{key}' must be true or false, got {val!r}")
         if isinstance(default, (int, float)) and not isinstance(default, bool) and val is not None:
@@ -133,11 +127,11 @@ def _build(cls, values: dict, where: str, source: str):
                 raise ConfigError(f"{source}: '{where + '.' if where else ''}{key}' must be a number, "
                                   f"got {val!r}") from None
         kwargs[key] = val
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs)
 
 
 def config_from_dict(values: dict | None, source: str = "config") -> TrainConfig:
-    cfg = _build(TrainConfig, values or {}, "", source)
+    cfg = _build(TrainConfig(), values or {}, "", source)
     _check(cfg, source)
     return cfg
 

@@ -32,7 +32,7 @@ class TrainLoss:
 
     def uses_flow(self, step: int, n_views: int) -> bool:
         c = self.cfg
-        return c.w_multiop > 0 and c.flow_every > 0 and n_views > 1 and step >= c.flow_start \
+        return c.weights.multiop > 0 and c.flow_every > 0 and n_views > 1 and step >= c.flow_start \
             and (step - c.flow_start) % c.flow_every == 0
 
     def head(self, out: NetOutput, landmarks_only: bool = True):
@@ -56,18 +56,18 @@ class TrainLoss:
         target = batch["landmarks"].to(dev).reshape(B * N, 68, 2)
         weights = batch["landmark_weights"].to(dev).reshape(B * N, 68)
         norm = torch.full((B * N,), S / 2.0, device=dev)
-        terms = {}
-        if c.w_lmk:
-            terms["singlelmk"] = c.w_lmk * single_view_landmark_loss(lmk2d, target, weights, norm)
-        if c.w_eye:
-            terms["eye"] = c.w_eye * eye_loss(lmk2d, target, weights, norm)
-        if c.w_lip:
-            terms["lip"] = c.w_lip * lip_loss(lmk2d, target, weights, norm)
-        if c.w_reg or c.w_reg_expression or c.w_reg_texture:
-            terms["reg"] = (regularisation(out.shape, out.expression, c.w_reg, c.w_reg_expression)
-                            + c.w_reg_texture * (out.texture ** 2).sum()) / B
+        w, terms = c.weights, {}
+        if w.landmarks:
+            terms["singlelmk"] = w.landmarks * single_view_landmark_loss(lmk2d, target, weights, norm)
+        if w.eye:
+            terms["eye"] = w.eye * eye_loss(lmk2d, target, weights, norm)
+        if w.lip:
+            terms["lip"] = w.lip * lip_loss(lmk2d, target, weights, norm)
+        if w.reg_shape or w.reg_expression or w.reg_texture:
+            terms["reg"] = (regularisation(out.shape, out.expression, w.reg_shape, w.reg_expression)
+                            + w.reg_texture * (out.texture ** 2).sum()) / B
         if flow:
-            terms["multiop"] = c.w_multiop * self.flow_term(out, head.vertices, images.to(dev), target, weights, step)
+            terms["multiop"] = w.multiop * self.flow_term(out, head.vertices, images.to(dev), target, weights, step)
         total = sum(terms.values())
         return total, terms, lmk2d.reshape(B, N, 68, 2)
 
