@@ -167,6 +167,7 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
     import torch
 
     from ..data.synthetic import render_subject, to_uint8
+    from ..fit.config import without
     from ..calibrate.install import load_model
     from ..headmodel.model import HeadModel
     from ..pipeline import reconstruct
@@ -210,7 +211,7 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
                         warnings.simplefilter("ignore")
                         rec = reconstruct(images[:n], model=model, preset=preset, progress=False,
                                           method=var.method, checkpoint=checkpoint,
-                                          disabled_losses=tuple(disabled_losses) + var.disabled)
+                                          **without(*disabled_losses, *var.disabled))
                     row["seconds"] = time.perf_counter() - t
                     row["used_views"] = len(rec.names)  # views whose face was detected
                     metrics, detail = score_detail(rec.vertices, rec.landmarks3d, gt_v, gt_l, faces, region)

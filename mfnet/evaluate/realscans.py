@@ -250,7 +250,8 @@ def case_description(case: str) -> str:
 
 
 def run_case(case: str, preset: str = "default", model=None, root=None, **overrides) -> dict:
-    """Reconstruct one case with ``preset`` (+ FitConfig ``overrides``) and score it.
+    """Reconstruct one case with ``preset`` (+ fit-setting ``overrides``: :func:`mfnet.fit.config.apply_overrides`)
+    and score it.
 
     Returns ``{'case', 'preset', 'seconds', 'fitted_median', 'fitted_mean', 'fitted_std',
     'neutral_median', 'neutral_mean', 'regions' (fitted, per region), 'neutral_regions', 'views',
