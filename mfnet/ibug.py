@@ -10,6 +10,9 @@ EYE_RIGHT = tuple(range(36, 42))
 EYE_LEFT = tuple(range(42, 48))
 MOUTH_OUTER = tuple(range(48, 60))
 MOUTH_INNER = tuple(range(60, 68))
+#: brows, nose, eyes, mouth: the 51 points that stay on one surface point when the head turns (the jaw
+#: contour follows the silhouette)
+INNER = tuple(range(17, 68))
 #: (upper, lower) eyelid point pairs, subject's right eye then left eye (paper eq. 8).
 EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
 #: (upper, lower) lip point pairs: inner lips, then outer lips (paper eq. 9).

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from ..errors import MfnetError
 from ..utils.io import atomic_path, check_output_dir, read_identity, read_manifest, record_written
+from ..utils.options import MAX_VIEWS, METHODS
 from ..utils.threads import add_threads_argument
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-MAX_VIEWS = 16
 log = logging.getLogger(__name__)
 
 
@@ -72,7 +72,7 @@ def _split_method(args) -> None:
     """``--method net CKPT IMG...`` -> method, checkpoint, and the photos argparse gathered into --method."""
     items = list(args.method)
     method = items.pop(0)
-    if method not in ("fit", "net", "net+fit"):
+    if method not in METHODS:
         raise MfnetError(f"--method {method}: use 'fit', 'net CKPT' or 'net+fit CKPT'")
     ckpt = None
     if method != "fit":

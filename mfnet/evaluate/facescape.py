@@ -48,6 +48,7 @@ import torch
 
 from ..render.cameras import PerspectiveCameras, WeakPerspectiveCameras
 from ..render.rasterize import rasterize
+from ..utils.rotation import FLIP
 from .cylinder import JUMP_MM, cylinder_raycast, grid_distances, radius_map_mesh
 from .geometry import face_normals
 
@@ -166,7 +167,7 @@ def _lab_camera(K: np.ndarray, image_size, looks_down_negative_z: bool) -> Persp
     K = np.asarray(K, np.float64).copy()
     K[0] *= DEPTH_SIZE / float(w)
     K[1] *= DEPTH_SIZE / float(h)
-    R = np.diag([1.0, -1.0, -1.0]) if looks_down_negative_z else np.eye(3)
+    R = FLIP if looks_down_negative_z else np.eye(3)
     return PerspectiveCameras(torch.tensor(K)[None], torch.tensor(R)[None], torch.zeros(1, 3, dtype=torch.float64))
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MfnetError
+from ..utils.rotation import FLIP
 from .scans import Scan, cache_dir, cache_key, face_frame, realscans_dir
 
 PIVOT_BEHIND_MM = 95.0  # the head turns about a point this far behind the nose bottom
@@ -192,7 +193,7 @@ def camera_for(shot: Shot, face_centre_mm: np.ndarray):
     H, W = shot.size
     f = shot.face_px * shot.distance_mm / FACE_WIDTH_MM_REF
     K = np.array([[f, 0, W / 2.0], [0, f, H / 2.0], [0, 0, 1.0]])
-    R = np.diag([1.0, -1.0, -1.0])
+    R = FLIP.copy()
     eye = np.asarray(face_centre_mm, np.float64) + np.array([0.0, 0.0, shot.distance_mm])
     return K, R, -R @ eye
 

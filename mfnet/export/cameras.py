@@ -30,11 +30,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..ibug import INNER
+from ..utils.rotation import FLIP, euler_degrees  # noqa: F401  (euler_degrees: part of this module's interface)
+
 __all__ = ["axis_angle_to_matrix", "matrix_to_axis_angle", "rigid_offsets", "estimate_pivot", "posed_from_pivot",
            "pivot_from_offsets", "weak_to_opencv", "project_weak", "project_opencv", "apply_affine", "euler_degrees"]
 
-FLIP = np.diag([1.0, -1.0, -1.0])  # head frame (y up, z towards camera) -> OpenCV camera (y down, z forward)
-STATIC_LANDMARKS = np.arange(17, 68)  # iBUG points whose embedding does not follow the head yaw
+STATIC_LANDMARKS = list(INNER)  # iBUG points whose embedding does not follow the head yaw
 
 
 def axis_angle_to_matrix(r: np.ndarray) -> np.ndarray:
@@ -51,16 +53,6 @@ def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
     flat = R.reshape(-1, 3, 3)
     out = np.stack([cv2.Rodrigues(m)[0].reshape(3) for m in flat]) if len(flat) else np.zeros((0, 3))
     return out.reshape(R.shape[:-2] + (3,))
-
-
-def euler_degrees(R: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) head rotations -> (..., 3) (yaw about y, pitch about x, roll about z) in degrees,
-    for R = Ry(yaw) Rx(pitch) Rz(roll). For display only."""
-    R = np.asarray(R, np.float64)
-    pitch = np.arcsin(np.clip(-R[..., 1, 2], -1.0, 1.0))
-    yaw = np.arctan2(R[..., 0, 2], R[..., 2, 2])
-    roll = np.arctan2(R[..., 1, 0], R[..., 1, 1])
-    return np.degrees(np.stack([yaw, pitch, roll], -1))
 
 
 def apply_affine(points: np.ndarray, A: np.ndarray) -> np.ndarray:

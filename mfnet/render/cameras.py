@@ -28,19 +28,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .rasterize import _image_size
+
 __all__ = [
     "WeakPerspectiveCameras",
     "PerspectiveCameras",
     "look_at_opencv",
     "intrinsics_from_fov",
 ]
-
-
-def _size(image_size) -> tuple[int, int]:
-    if isinstance(image_size, int):
-        return int(image_size), int(image_size)
-    h, w = image_size
-    return int(h), int(w)
 
 
 @dataclass
@@ -73,7 +68,7 @@ class WeakPerspectiveCameras:
 
     def project(self, verts: Tensor, image_size) -> Tensor:
         """(B, V, 3) world points -> (B, V, 3) screen points (x_px, y_px, depth=-z)."""
-        h, w = _size(image_size)
+        h, w = _image_size(image_size)
         s = min(h, w) / 2.0
         scale = self.scale.to(verts)[:, None, None]
         ndc = scale * (verts[..., :2] + self.trans.to(verts)[:, None, :])
@@ -180,7 +175,7 @@ def intrinsics_from_fov(fov_deg: float, image_size, batch: int = 1, dtype=None, 
 
     Square pixels, principal point at the image centre ``(W/2, H/2)``.
     """
-    h, w = _size(image_size)
+    h, w = _image_size(image_size)
     f = (h / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
     K = torch.tensor([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
     return K.expand(batch, 3, 3).clone()

@@ -142,8 +142,9 @@ class Fragments:
 
 
 def _image_size(image_size) -> tuple[int, int]:
+    """``S`` or ``(H, W)`` -> ``(H, W)`` as ints (the one parser of image sizes in :mod:`mfnet.render`)."""
     if isinstance(image_size, int):
-        return image_size, image_size
+        return int(image_size), int(image_size)
     return int(image_size[0]), int(image_size[1])
 
 

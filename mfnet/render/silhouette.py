@@ -31,18 +31,17 @@ from .rasterize import Fragments, _image_size, box_candidates, rasterize, signed
 
 __all__ = ["face_adjacency", "silhouette_faces", "soft_silhouette"]
 
-_ADJ_CACHE: dict = {}
+_ADJ_ATTR = "_mfnet_face_adjacency"  # the cache, on the faces tensor itself: (its _version, result)
 
 
 def face_adjacency(faces: Tensor) -> Tensor:
     """(F, 3) index of the face across edge (v_k, v_{k+1}) of each face, -1 if none.
 
     Edges shared by more than two faces (non-manifold) are reported as -1.
-    The result is cached per faces tensor (identity, version, device).
+    The result is cached on the faces tensor itself, until the tensor is modified in place.
     """
-    key = (faces.data_ptr(), tuple(faces.shape), faces.device, faces._version)
-    hit = _ADJ_CACHE.get(key)
-    if hit is not None and hit[0] is faces:
+    hit = getattr(faces, _ADJ_ATTR, None)
+    if hit is not None and hit[0] == faces._version:
         return hit[1]
     f = faces.long()
     F = f.shape[0]
@@ -62,9 +61,7 @@ def face_adjacency(faces: Tensor) -> Tensor:
     nbr = torch.empty_like(nbr_sorted)
     nbr[order] = nbr_sorted
     nbr = nbr.view(F, 3)
-    if len(_ADJ_CACHE) > 16:
-        _ADJ_CACHE.clear()
-    _ADJ_CACHE[key] = (faces, nbr)
+    setattr(faces, _ADJ_ATTR, (faces._version, nbr))
     return nbr
 
 

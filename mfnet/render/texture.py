@@ -9,6 +9,8 @@ is exactly what ``grid_sample(align_corners=False)`` uses for the grid
 """
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as Fn
 from torch import Tensor
@@ -19,7 +21,7 @@ from .shading import face_normals, vertex_normals
 
 __all__ = ["sample_texture", "rasterize_uv", "extract_texture"]
 
-_UV_CACHE: dict = {}
+_UV_ATTR = "_mfnet_uv_fragments"  # the cache, on the ft tensor: {(Ht, Wt): (vt ref, versions, result)}
 
 
 def sample_texture(texture: Tensor, uv: Tensor, padding_mode: str = "border") -> Tensor:
@@ -39,26 +41,26 @@ def rasterize_uv(vt: Tensor, ft: Tensor, tex_size, cache: bool = True) -> Fragme
         vt: (T, 2) UV coordinates; ft: (F, 3) long indices into ``vt`` (face f
             of the 3D mesh uses UV corners ``vt[ft[f]]``).
         tex_size: Ts or (Ht, Wt).
-        cache: reuse the result for the same (identical, unmodified) tensors.
+        cache: reuse the result for the same (identical, unmodified) tensors (kept on ``ft``).
     Returns:
         :class:`Fragments` of batch 1 and size (Ht, Wt); ``pix_to_face`` indexes
         faces (rows of ``ft``), -1 where no UV triangle covers the texel.
         Overlapping UV islands resolve to the lower face index.
     """
     Ht, Wt = _image_size(tex_size)
-    key = (vt.data_ptr(), vt._version, ft.data_ptr(), ft._version, tuple(vt.shape), tuple(ft.shape), Ht, Wt, vt.device, vt.dtype)
+    versions = (vt._version, ft._version)
     if cache:
-        hit = _UV_CACHE.get(key)
-        if hit is not None and hit[0] is vt and hit[1] is ft:
+        hit = getattr(ft, _UV_ATTR, {}).get((Ht, Wt))
+        if hit is not None and hit[0]() is vt and hit[1] == versions:
             return hit[2]
     with torch.no_grad():
         v = vt.detach()
         sv = torch.stack((v[:, 0] * Wt, (1.0 - v[:, 1]) * Ht, torch.zeros_like(v[:, 0])), dim=-1)[None]
         frags = rasterize(sv, ft, (Ht, Wt))
     if cache:
-        if len(_UV_CACHE) > 8:
-            _UV_CACHE.clear()
-        _UV_CACHE[key] = (vt, ft, frags)
+        if not hasattr(ft, _UV_ATTR):
+            setattr(ft, _UV_ATTR, {})
+        getattr(ft, _UV_ATTR)[Ht, Wt] = (weakref.ref(vt), versions, frags)
     return frags
 
 

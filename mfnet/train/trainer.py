@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import MfnetError
 from ..net import MFNet, load_init, read_checkpoint, save_checkpoint
+from ..utils.options import resolve_device
 from .config import TrainConfig, dump_config
 from .losses import TrainLoss
 
@@ -41,12 +42,11 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise TrainError("device: cuda was asked for but no GPU is visible; set device: auto or cpu")
-    if cfg.device != "cpu" and torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+    """The config's device; on CUDA, this process's GPU (``LOCAL_RANK``)."""
+    if resolve_device(cfg.device, option="device:").type != "cuda":
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
 
 
 def build_dataset(cfg: TrainConfig, model):
