@@ -20,12 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..utils.affine import apply_affine
 from .landmarks import EYE_LEFT, EYE_RIGHT, Landmarks2D
-
-
-def _affine(points: np.ndarray, M: np.ndarray) -> np.ndarray:
-    p = np.asarray(points, np.float64)
-    return (p @ M[:, :2].T + M[:, 2]).astype(np.float32)
 
 
 def invert_affine(M: np.ndarray) -> np.ndarray:
@@ -64,11 +60,11 @@ class FaceCrop:
 
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """Map ``(..., 2)`` original-photo points into the crop."""
-        return _affine(points, self.matrix)
+        return apply_affine(points, self.matrix).astype(np.float32)
 
     def to_original(self, points: np.ndarray) -> np.ndarray:
         """Map ``(..., 2)`` crop points back to original-photo pixels."""
-        return _affine(points, self.inverse)
+        return apply_affine(points, self.inverse).astype(np.float32)
 
     def for_image(self, scale_to_original: tuple[float, float] | float = 1.0) -> np.ndarray:
         """(2, 3) matrix from the pixels of an image whose pixels are ``scale_to_original``

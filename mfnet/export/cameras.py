@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from ..ibug import INNER
+from ..utils.affine import apply_affine
 from ..utils.rotation import FLIP, euler_degrees  # noqa: F401  (euler_degrees: part of this module's interface)
 
 __all__ = ["axis_angle_to_matrix", "matrix_to_axis_angle", "rigid_offsets", "estimate_pivot", "posed_from_pivot",
@@ -53,12 +54,6 @@ def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
     flat = R.reshape(-1, 3, 3)
     out = np.stack([cv2.Rodrigues(m)[0].reshape(3) for m in flat]) if len(flat) else np.zeros((0, 3))
     return out.reshape(R.shape[:-2] + (3,))
-
-
-def apply_affine(points: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """Apply (N, 2, 3) affines to (N, V, 2) points."""
-    A = np.asarray(A, np.float64)
-    return np.einsum("nij,nvj->nvi", A[:, :, :2], np.asarray(points, np.float64)) + A[:, None, :, 2]
 
 
 def project_weak(posed: np.ndarray, scale, trans, crop_size: int, crop_to_original: np.ndarray) -> np.ndarray:
