@@ -218,8 +218,7 @@ def _texture(model, views: Views, posed_vertices: torch.Tensor, vp, texture_size
     images, landmarks = views.images, views.landmarks
     if views.crops and views.photos:
         size = max(views.size, min(texture_size, 1024))
-        crops = [face_crop(d, size=size, scale=_crop_scale(c, d)) for c, d in
-                 zip(views.crops, views.detections)]
+        crops = [face_crop(d, size=size, scale=views.crop_scale) for d in views.detections]
         hi = np.stack([c.warp(p.image, p.scale_xy, border="replicate") for c, p in zip(crops, views.photos)])
         images = torch.from_numpy(hi).permute(0, 3, 1, 2).to(posed_vertices) / 255.0
         landmarks = torch.from_numpy(np.stack([c.to_crop(d.points.astype(np.float64)) + 0.5
@@ -229,10 +228,3 @@ def _texture(model, views: Views, posed_vertices: torch.Tensor, vp, texture_size
                                       dtype=posed_vertices.dtype)).vertices[0]
     return fuse_texture(images, posed_vertices, model.faces, model.vt, model.ft, vp.cameras(), texture_size,
                         landmarks=landmarks, canonical=canonical, eyeballs=model.masks.get("eyeballs"))
-
-
-def _crop_scale(crop, det) -> float:
-    """The ``scale`` argument that produced ``crop`` from ``det`` (crop side / landmark box side)."""
-    pts = det.points
-    side = float(max(pts.max(0) - pts.min(0)))
-    return float((crop.box[2] - crop.box[0]) / side)

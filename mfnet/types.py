@@ -36,6 +36,7 @@ class Views:
     crops: list = field(default_factory=list)  # mfnet.detect.FaceCrop per view
     dense_landmarks: torch.Tensor | None = None  # (N, 478, 2) MediaPipe mesh points, crop pixels
     dense_weights: torch.Tensor | None = None  # (N, 478)
+    crop_scale: float = 1.5  # each crop's side / its landmark box's longer side (mfnet.detect.face_crop)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -56,7 +57,7 @@ class Views:
 
         return Views(self.images[idx], self.landmarks[idx], self.landmark_weights[idx], self.crop_to_original[idx],
                      items(self.names), items(self.original_sizes), items(self.detections), items(self.photos),
-                     items(self.crops), pick(self.dense_landmarks), pick(self.dense_weights))
+                     items(self.crops), pick(self.dense_landmarks), pick(self.dense_weights), self.crop_scale)
 
     def to(self, device) -> "Views":
         def mv(t):
@@ -64,7 +65,7 @@ class Views:
 
         return Views(self.images.to(device), self.landmarks.to(device), self.landmark_weights.to(device),
                      self.crop_to_original, self.names, self.original_sizes, self.detections, self.photos,
-                     self.crops, mv(self.dense_landmarks), mv(self.dense_weights))
+                     self.crops, mv(self.dense_landmarks), mv(self.dense_weights), self.crop_scale)
 
 
 @dataclass

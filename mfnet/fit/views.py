@@ -78,6 +78,7 @@ def prepare_views(images: Sequence[str | os.PathLike | np.ndarray | ImageView], 
         landmark_weights=torch.from_numpy(np.stack([d.visibility for d in dets])).float(),
         crop_to_original=to_orig, names=[v.name for v in kept],
         original_sizes=[tuple(v.original_size) for v in kept], detections=dets, photos=kept, crops=crops,
+        crop_scale=crop_scale,
     )
 
 

@@ -1,0 +1,132 @@
+"""The fit's public pieces: sectioned settings and their overrides, camera rigs, loss-term objects,
+the stages a configuration builds, and a reconstruction that leaves the caller's model alone."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from synthetic_model import make_synthetic_model
+
+from mfnet.errors import MfnetError
+from mfnet.fit.config import (ABLATIONS, FitConfig, LearningRates, apply_overrides, get_config, get_preset,
+                              setting_names, without)
+from mfnet.fit.fitter import MultiViewFitter
+from mfnet.fit.rig import WeakPerspectiveRig
+from mfnet.fit.stages import build_stages, noise_scale
+from mfnet.fit.terms import FitState, LandmarkTerms, PriorTerm
+from mfnet.fit.views import views_from_arrays
+from mfnet.headmodel.model import HeadModel
+from mfnet.losses.weights import LossWeights
+from mfnet.train.config import LossConfig
+from mfnet.types import HeadParams
+
+
+# ----------------------------------------------------------------------------- settings
+def test_overrides_by_section_dict_and_object():
+    cfg = apply_overrides(FitConfig(), {"iters.photo": 0, "weights.landmarks": "0.5", "seed": "3",
+                                        "photo": {"points": "250"}, "lr": LearningRates(shape=0.1)})
+    assert cfg.iters.photo == 0 and cfg.weights.landmarks == 0.5 and cfg.seed == 3
+    assert cfg.photo.points == 250 and isinstance(cfg.photo.points, int) and cfg.lr.shape == 0.1
+    assert FitConfig().iters.photo == 200  # the defaults are not changed
+    assert apply_overrides(FitConfig(), {"photo.normalise": "true"}).photo.normalise is True
+
+
+@pytest.mark.parametrize("key,value", [("iters_photo", 0), ("iters.nope", 1), ("photo.w_reg", "abc"),
+                                       ("photo.normalise", "maybe")])
+def test_bad_overrides_are_clear_errors(key, value):
+    with pytest.raises(MfnetError, match="iters.photo|expected"):
+        apply_overrides(FitConfig(), {key: value})
+
+
+def test_presets_and_pipeline_settings():
+    fast, best = get_preset("fast"), get_preset("best", crop_size=320)
+    assert fast.fit.iters.flow == 0 and fast.fit.iters.photo == 0 and fast.pipeline.crop_size == 192
+    assert best.pipeline.crop_size == 320 and best.pipeline.texture_size == 1024 and best.fit.flow.every == 10
+    assert get_preset("fast").fit is not fast.fit  # a fresh object each time: nothing shared to mutate
+    with pytest.raises(MfnetError, match="unknown preset"):
+        get_config("quick")
+    assert "photo.w_reg" in setting_names() and "crop_size" in setting_names()
+
+
+def test_one_loss_weights_for_fit_and_training():
+    assert isinstance(FitConfig().weights, LossWeights) and isinstance(LossConfig().weights, LossWeights)
+    assert LossConfig().weights.reg_shape == 1e-4 and FitConfig().weights.reg_shape == 1e-2  # paper vs measured
+    assert without("reg")["photo.w_reg"] == 0.0 and set(ABLATIONS) >= {"multiop", "photo", "singlelmk"}
+    with pytest.raises(MfnetError, match="unknown loss term"):
+        without("nose")
+
+
+# ----------------------------------------------------------------------------- objects
+@pytest.fixture(scope="module")
+def model():
+    return HeadModel(make_synthetic_model(n_verts=80))
+
+
+def _views(model, n=2, size=128):
+    rot = torch.tensor([[0.0, 0.3 * i, 0.0] for i in range(n)])
+    head = HeadParams(torch.zeros(model.n_shape), torch.zeros(model.n_expr), torch.zeros(3))
+    rig = WeakPerspectiveRig(rot, torch.full((n,), math.log(2.0)), torch.zeros(n, 2))
+    lmk = rig.cameras().project(model(head.shape[None], head.expression[None], head.pose(rot)).landmarks,
+                                (size, size))[..., :2]
+    return views_from_arrays(torch.rand(n, 3, size, size), lmk.detach()), rig, head
+
+
+def test_landmark_terms_vanish_at_the_truth_and_prior_is_analytic(model):
+    views, rig, head = _views(model)
+    state = FitState(model, views, rig, head.shape.clone(), head.expression.clone(), head.jaw.clone(),
+                     dynamic_contour=False)  # as the target landmarks were made
+    with torch.no_grad():
+        parts = LandmarkTerms(1.0, 1.0, 0.5).parts(state, 0)
+        assert set(parts) == {"singlelmk", "eye", "lip"} and all(float(v) < 1e-5 for v in parts.values())
+        state.rig = WeakPerspectiveRig(rig.rotation, rig.log_scale, rig.trans + 0.1)
+        state.begin_step()
+        assert float(LandmarkTerms(1.0, 1.0, 0.5).parts(state, 0)["singlelmk"]) > 1e-3  # moved: no longer zero
+    state.shape = torch.full((model.n_shape,), 2.0)
+    state.expression = torch.full((model.n_expr,), 1.0)
+    prior = PriorTerm(0.5, 0.25)
+    assert float(prior(state, 0)) == pytest.approx(0.5 * 4.0 * model.n_shape + 0.25 * model.n_expr, rel=1e-6)
+    prior.scale = 3.0  # the photometric stage's noise scaling multiplies the identity weight only
+    assert float(prior(state, 0)) == pytest.approx(1.5 * 4.0 * model.n_shape + 0.25 * model.n_expr, rel=1e-6)
+    state.shape_fixed = True  # a fixed identity has no prior
+    assert float(prior(state, 0)) == pytest.approx(0.25 * model.n_expr, rel=1e-6)
+
+
+def test_stages_follow_the_weights_and_view_count(model):
+    views, rig, head = _views(model)
+
+    def names(cfg, v=views):
+        st = FitState(model, v, rig, head.shape.clone(), head.expression.clone(), head.jaw.clone())
+        return [s.name for s in build_stages(cfg, st, None, None, lambda: None)]
+
+    assert names(FitConfig()) == ["pose", "shape", "flow", "light", "photo"]
+    assert names(apply_overrides(FitConfig(), without("multiop"))) == ["pose", "shape", "light", "photo"]
+    assert names(apply_overrides(FitConfig(), without("photo"))) == ["pose", "shape", "flow"]
+    one = views.select([0])
+    assert names(FitConfig(), one) == ["pose", "shape"]  # flow and photometric terms need two views
+    assert noise_scale(0.08, 0.04) == pytest.approx(4.0)
+
+
+def test_reconstruct_leaves_the_callers_model_alone(model):
+    """A shallow copy is fitted: the caller's landmark embedding and tensors stay as they were."""
+    m = HeadModel(make_synthetic_model(n_verts=80))
+    before = m.lmk_faces_idx.clone()
+    name = m.embedding_name
+    copy = m.shallow_copy()
+    copy.lmk_faces_idx = before.flip(0)
+    copy.to(torch.float64)
+    assert m.embedding_name == name and torch.equal(m.lmk_faces_idx, before) and m.v_template.dtype == torch.float32
+    assert copy.v_template.dtype == torch.float64 and copy.shapedirs.data_ptr() != m.shapedirs.data_ptr()
+
+
+def test_fitter_result_carries_posed_heads_and_projection(model):
+    views, rig, head = _views(model)
+    res = MultiViewFitter(model, get_config("fast", **{"iters.pose": 5, "iters.shape": 5}), progress=False).fit(views)
+    n = len(views)
+    assert res.posed_vertices.shape == (n, model.num_vertices, 3) and res.landmarks2d.shape == (n, 68, 2)
+    again = res.views.cameras().project(
+        model(res.head.shape[None], res.head.expression[None], res.head.pose(res.views.rotation)).landmarks,
+        (views.size, views.size))[..., :2]
+    np.testing.assert_allclose(res.landmarks2d.numpy(), again.numpy(), atol=1e-4)
+    assert set(res.history) == {"pose", "shape"} and isinstance(res.rig, WeakPerspectiveRig)
