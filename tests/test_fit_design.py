@@ -130,3 +130,24 @@ def test_fitter_result_carries_posed_heads_and_projection(model):
         (views.size, views.size))[..., :2]
     np.testing.assert_allclose(res.landmarks2d.numpy(), again.numpy(), atol=1e-4)
     assert set(res.history) == {"pose", "shape"} and isinstance(res.rig, WeakPerspectiveRig)
+
+
+def test_command_line_set_is_checked_before_the_work(tmp_path, capsys, monkeypatch):
+    """`mfnet reconstruct --set` takes the same names; a wrong one is one clear line, exit 2, before the
+    model is loaded."""
+    from PIL import Image
+
+    from mfnet.cli.main import main
+
+    photo = tmp_path / "a.png"
+    Image.new("RGB", (64, 64)).save(photo)
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("mfnet.headmodel.registry.load_head_model", no_model)
+    for item, msg in (("iters.foo=1", "unknown fit setting 'iters.foo'"), ("photo.w_reg=abc", "expected a float"),
+                      ("photo.w_reg", "expected SECTION.FIELD=VALUE")):
+        assert main(["reconstruct", str(photo), "--out", str(tmp_path / "out"), "--set", item]) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

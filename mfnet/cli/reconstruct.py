@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="co-visible mask for the flow loss: exact z-buffer (default) or the paper's landmark boxes")
     p.add_argument("--flow", default=None, metavar="dis|raft:PATH",
                    help="flow backend for the multi-view loss: OpenCV DIS (default) or torchvision RAFT with weights")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", dest="settings",
+                   help="change one fit setting, e.g. --set iters.photo=0 --set photo.w_reg=1e-3 (repeatable; "
+                        "names: mfnet.fit.config, README 'How it works')")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--neutral", action="store_true",
                    help="also write neutral.obj / neutral.ply: the same person without expression, jaw closed")
@@ -65,6 +68,11 @@ def _overrides(args) -> dict:
     out = {"flow.covisibility": args.covisibility} if args.covisibility else {}
     if args.flow:
         out["flow.method"] = args.flow
+    for item in args.settings:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise MfnetError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. --set iters.photo=0")
+        out[key.strip()] = value.strip()
     return out
 
 
@@ -103,6 +111,9 @@ def _check_input_file(path, flag: str) -> None:
 
 
 def _check_common(args) -> None:
+    from ..fit.config import get_preset
+
+    get_preset(args.preset, **_overrides(args))  # unknown names / bad values answer before any heavy work
     if args.identity is not None:
         read_identity(args.identity)  # read now: a bad file answers before any heavy work
     _check_input_file(args.cameras, "--cameras")
