@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ..fit.fitter import face_regions
 from ..flow.dis import dis_flow
 from ..losses.flow import build_flow_correspondences, multiview_flow_loss
 from ..losses.landmarks import eye_loss, lip_loss, regularisation, single_view_landmark_loss
@@ -23,12 +24,7 @@ class TrainLoss:
 
     def __init__(self, model, cfg: LossConfig | None = None, seed: int = 0):
         self.model, self.cfg, self.seed = model, cfg or LossConfig(), seed
-        face = model.masks.get("face")
-        self.face_region = None
-        if face is not None:
-            inface = torch.zeros(model.num_vertices, dtype=torch.bool, device=model.faces.device)
-            inface[face.to(inface.device)] = True
-            self.face_region = inface[model.faces].all(1)
+        self.face_region = face_regions(model)[0]
 
     def uses_flow(self, step: int, n_views: int) -> bool:
         c = self.cfg
