@@ -63,8 +63,10 @@ def pick_model_file(found: dict[str, Path], folder) -> Path | None:
 
 def used_directions(dirs: np.ndarray) -> int:
     """Number of leading directions of ``dirs`` (V, 3, K) up to the last one that is not all zero."""
-    nonzero = np.flatnonzero(np.abs(dirs).reshape(-1, dirs.shape[-1]).max(0) > 0)
-    return int(nonzero[-1]) + 1 if nonzero.size else 0
+    for k in range(dirs.shape[-1] - 1, -1, -1):  # from the end: a real FLAME file stops at the first look
+        if np.any(dirs[:, :, k]):
+            return k + 1
+    return 0
 
 
 def trim_directions(shape_all: np.ndarray, expr_all: np.ndarray, n_shape: int, n_expr: int,
