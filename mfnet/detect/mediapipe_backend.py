@@ -167,6 +167,17 @@ class MediaPipeDetector:
             boxes.append(np.array([r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h]))
         return boxes
 
+    def upright_score(self, image: np.ndarray) -> float:
+        """The full-range face finder's best score in ``image`` (0 without a face). The finder, unlike the
+        face mesh, does not find upside-down faces: a photo stored turned by 180° scores low here while
+        the mesh still fits an upright face to it (:func:`mfnet.detect.upright.detect_upright`)."""
+        image = _check_image(image)
+        with self._lock:
+            self._ensure()
+            with _quiet_native_logs():
+                res = self._finder.process(image)
+        return max((float(d.score[0]) for d in res.detections or ()), default=0.0)
+
     def _mesh_in_window(self, image: np.ndarray, box: np.ndarray) -> Landmarks2D | None:
         """Mesh the face inside ``box`` by running FaceMesh on a square window ~3x its size."""
         h, w = image.shape[:2]

@@ -52,7 +52,8 @@ def prepare_views(images: Sequence[str | os.PathLike | np.ndarray | ImageView], 
     kept, dets = [], []
     for v in views:
         try:
-            v, det = detect_upright(v, lambda view: detect_landmarks(view, backend, detector=detector))
+            v, det = detect_upright(v, lambda view: detect_landmarks(view, backend, detector=detector),
+                                    getattr(detector, "upright_score", None))
             dets.append(det)
             kept.append(v)
         except NoFaceError as exc:
