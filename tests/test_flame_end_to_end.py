@@ -286,6 +286,7 @@ def _read_flame_params(path: Path) -> dict:
     with np.load(path) as z:
         p = {k: z[k] for k in z.files}
     assert p["shape"].ndim == 1 and p["expr"].shape[0] == 1 and p["eyes_pose"].shape == (1, 6)
+    assert p["static_offset"].shape == (1, len(p["static_offset"][0]), 3) and not p["static_offset"].any()
     pose = np.concatenate([p["rotation"][0], p["neck_pose"][0], p["jaw_pose"][0], p["eyes_pose"][0]])
     return {"shape": p["shape"].astype(np.float64), "expr": p["expr"][0].astype(np.float64), "pose": pose,
             "translation": p["translation"][0], "K": p["K"], "R": p["R"], "t": p["t"], "size": p["image_size"]}

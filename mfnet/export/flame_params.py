@@ -5,25 +5,26 @@ GaussianAvatars-style avatar pipelines (``np.load`` then the keys below; a time 
 ``T = 1``: one moment), plus the per-view OpenCV cameras. Every array is numeric (``np.load`` needs no
 ``allow_pickle``); all float32 except ``image_size``.
 
-============ ========= ===================================================================
-key          shape     meaning
-============ ========= ===================================================================
-shape        (S,)      identity code, the model file's full length (FLAME 2020/2023: 300);
-                       zeros past the components mfnet fitted
-expr         (1, E)    expression code, the file's full length (FLAME: 100)
-rotation     (1, 3)    global rotation (axis-angle, radians) about FLAME's root joint: zero,
-                       the head is canonical (as ``mesh.obj``); the cameras hold each view
-neck_pose    (1, 3)    axis-angle
-jaw_pose     (1, 3)    axis-angle
-eyes_pose    (1, 6)    left eye then right eye, axis-angle
-translation  (1, 3)    metres, added last: zero
-K            (N, 3, 3) per view: OpenCV intrinsics, original-photo pixels, pixel centres at
-                       integers
-R            (N, 3, 3) world (FLAME model space, metres, y up, face towards +z) to OpenCV
-                       camera (y down, looking along +z): ``x_cam = R X + t``
-t            (N, 3)    metres
-image_size   (N, 2)    int32 (width, height) of each photo in pixels
-============ ========= ===================================================================
+============= ========= ===================================================================
+key           shape     meaning
+============= ========= ===================================================================
+shape         (S,)      identity code, the model file's full length (FLAME 2020/2023: 300);
+                        zeros past the components mfnet fitted
+expr          (1, E)    expression code, the file's full length (FLAME: 100)
+rotation      (1, 3)    global rotation (axis-angle, radians) about FLAME's root joint: zero,
+                        the head is canonical (as ``mesh.obj``); the cameras hold each view
+neck_pose     (1, 3)    axis-angle
+jaw_pose      (1, 3)    axis-angle
+eyes_pose     (1, 6)    left eye then right eye, axis-angle
+translation   (1, 3)    metres, added last: zero
+static_offset (1, V, 3) per-vertex offsets added to the template (VHAP's key): zero
+K             (N, 3, 3) per view: OpenCV intrinsics, original-photo pixels, pixel centres at
+                        integers
+R             (N, 3, 3) world (FLAME model space, metres, y up, face towards +z) to OpenCV
+                        camera (y down, looking along +z): ``x_cam = R X + t``
+t             (N, 3)    metres
+image_size    (N, 2)    int32 (width, height) of each photo in pixels
+============= ========= ===================================================================
 
 The 15 pose values in FLAME's order (smplx ``full_pose``) are ``rotation, neck_pose, jaw_pose,
 eyes_pose``. FLAME(shape, expr, that pose) + translation is the mesh of ``mesh.obj``; ``x ~ K (R X + t)``
@@ -73,6 +74,7 @@ def flame_params_arrays(rec, K, R, t, image_sizes, meta: dict) -> dict[str, np.n
         "jaw_pose": _np(head.jaw).reshape(1, 3).astype(np.float32),
         "eyes_pose": _np(head.eyes if head.eyes is not None else np.zeros(6)).reshape(1, 6).astype(np.float32),
         "translation": np.zeros((1, 3), np.float32),
+        "static_offset": np.zeros((1, len(rec.vertices), 3), np.float32),
         "K": np.asarray(K, np.float32), "R": np.asarray(R, np.float32), "t": np.asarray(t, np.float32),
     }
     if image_sizes is not None:
