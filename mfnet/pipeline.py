@@ -180,7 +180,7 @@ def _assemble(model, views: Views, res, rig, caught: list[str], check_identity: 
     calibrated = None
     if isinstance(res.rig, CalibratedRig):
         calibrated = {"K": rig[0], "R": rig[1], "t": rig[2], "head_rotation": res.rig.rotation.detach()[0].cpu().numpy(),
-                      "head_translation": res.rig.transl.detach().cpu().numpy()}
+                      "head_translation": res.rig.translation.detach().cpu().numpy()}
     return Reconstruction(
         model_name=model.name, head=head.detach(), views=vp.detach(), vertices=canon.vertices[0].cpu().numpy(),
         faces=model.faces.cpu().numpy(), names=list(views.names), crop_size=views.size,

@@ -80,7 +80,7 @@ def test_landmark_terms_vanish_at_the_truth_and_prior_is_analytic(model):
     with torch.no_grad():
         parts = LandmarkTerms(1.0, 1.0, 0.5).parts(state, 0)
         assert set(parts) == {"singlelmk", "eye", "lip"} and all(float(v) < 1e-5 for v in parts.values())
-        state.rig = WeakPerspectiveRig(rig.rotation, rig.log_scale, rig.trans + 0.1)
+        state.rig = WeakPerspectiveRig(rig.rotation, rig.log_scale, rig.translation + 0.1)
         state.begin_step()
         assert float(LandmarkTerms(1.0, 1.0, 0.5).parts(state, 0)["singlelmk"]) > 1e-3  # moved: no longer zero
     state.shape = torch.full((model.n_shape,), 2.0)

@@ -141,7 +141,7 @@ class MultiViewFitter:
         if isinstance(state.rig, CalibratedRig):  # the head as placed in the rig, with the real cameras
             world = model(head.shape.expand(n, -1), head.expression.expand(n, -1),
                           head.pose(state.rig.rotations().detach()),
-                          translation=state.rig.translation().detach()).landmarks
+                          translation=state.rig.translations().detach()).landmarks
             lmk2d = state.rig.cameras().project(world, (S, S))[..., :2]
         else:
             lmk2d = vp.cameras().project(posed.landmarks, (S, S))[..., :2]

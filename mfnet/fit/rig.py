@@ -30,12 +30,13 @@ def _landmarks(model: HeadModel, head: HeadParams, rotations: torch.Tensor, tran
 
 
 class WeakPerspectiveRig:
-    """Per view: head rotation (N, 3) axis-angle, log scale (N,), translation (N, 2) crop-normalised."""
+    """Per view: head rotation (N, 3) axis-angle, log scale (N,), image-plane translation (N, 2)
+    crop-normalised."""
 
-    def __init__(self, rotation: torch.Tensor, log_scale: torch.Tensor, trans: torch.Tensor):
+    def __init__(self, rotation: torch.Tensor, log_scale: torch.Tensor, translation: torch.Tensor):
         self.rotation = rotation.detach().clone().requires_grad_()
         self.log_scale = log_scale.detach().clone().requires_grad_()
-        self.trans = trans.detach().clone().requires_grad_()
+        self.translation = translation.detach().clone().requires_grad_()
 
     @classmethod
     def initialise(cls, model: HeadModel, views: Views, head: HeadParams, init: ViewParams | None = None,
@@ -55,37 +56,38 @@ class WeakPerspectiveRig:
 
     def param_groups(self, lr: LearningRates) -> list[dict]:
         return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.log_scale], "lr": lr.scale},
-                {"params": [self.trans], "lr": lr.translation}]
+                {"params": [self.translation], "lr": lr.translation}]
 
     def rotations(self) -> torch.Tensor:
         """(N, 3) the head's rotation as each camera sees it."""
         return self.rotation
 
-    def translation(self) -> torch.Tensor | None:
+    def translations(self) -> torch.Tensor | None:
         """(N, 3) translation applied to the posed head, or None."""
         return None
 
     def cameras(self, detach: bool = False) -> WeakPerspectiveCameras:
-        s, t = self.log_scale.exp(), self.trans
+        s, t = self.log_scale.exp(), self.translation
         return WeakPerspectiveCameras(s.detach(), t.detach()) if detach else WeakPerspectiveCameras(s, t)
 
     def view_params(self, model: HeadModel, head: HeadParams, size: int, dynamic_contour: bool = True) -> ViewParams:
         with torch.no_grad():
-            return ViewParams(self.rotation.detach(), self.log_scale.detach().exp(), self.trans.detach())
+            return ViewParams(self.rotation.detach(), self.log_scale.detach().exp(), self.translation.detach())
 
     def state(self) -> dict[str, torch.Tensor]:
         """The raw parameters (detached)."""
-        return {"rotation": self.rotation.detach(), "log_scale": self.log_scale.detach(), "trans": self.trans.detach()}
+        return {"rotation": self.rotation.detach(), "log_scale": self.log_scale.detach(),
+                "translation": self.translation.detach()}
 
 
 class CalibratedRig:
     """Fixed perspective cameras (in crop pixels) and one head pose in their world frame: rotation
-    (1, 3) about the model's root joint and translation (3,)."""
+    (1, 3) about the model's root joint and translation (3,), model units."""
 
     def __init__(self, cameras: PerspectiveCameras, rotation: torch.Tensor, translation: torch.Tensor):
         self.fixed = cameras
         self.rotation = rotation.detach().clone().requires_grad_()
-        self.transl = translation.detach().clone().requires_grad_()
+        self.translation = translation.detach().clone().requires_grad_()
 
     @classmethod
     def initialise(cls, model: HeadModel, views: Views, head: HeadParams, cameras: PerspectiveCameras,
@@ -112,13 +114,13 @@ class CalibratedRig:
         return cls(cameras, rot, torch.as_tensor(transl, device=dev, dtype=dt))
 
     def param_groups(self, lr: LearningRates) -> list[dict]:
-        return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.transl], "lr": lr.translation}]
+        return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.translation], "lr": lr.translation}]
 
     def rotations(self) -> torch.Tensor:
         return self.rotation.expand(len(self.fixed), 3)
 
-    def translation(self) -> torch.Tensor:
-        return self.transl.expand(len(self.fixed), 3)
+    def translations(self) -> torch.Tensor:
+        return self.translation.expand(len(self.fixed), 3)
 
     def cameras(self, detach: bool = False) -> PerspectiveCameras:
         return self.fixed
@@ -130,14 +132,14 @@ class CalibratedRig:
             rot = self.rotation.detach()
             flip = torch.diag(torch.tensor(_FLIP, dtype=rot.dtype, device=rot.device))
             view_rot = matrix_to_axis_angle(flip @ self.fixed.R @ axis_angle_to_matrix(rot)[0])  # (n, 3)
-            world = _landmarks(model, head, self.rotations().detach(), self.translation().detach(), dynamic_contour)
+            world = _landmarks(model, head, self.rotations().detach(), self.translations().detach(), dynamic_contour)
             posed = _landmarks(model, head, view_rot, dynamic_contour=dynamic_contour)
             target = self.fixed.project(world, (size, size))[..., :2]
             s, t = weak_perspective_lsq(posed, target, torch.ones_like(target[..., 0]), size)
         return ViewParams(view_rot, s, t)
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {"rotation": self.rotation.detach(), "translation": self.transl.detach()}
+        return {"rotation": self.rotation.detach(), "translation": self.translation.detach()}
 
     def __len__(self) -> int:
         return len(self.fixed)

@@ -42,7 +42,7 @@ class FitState:
     def begin_step(self) -> None:
         """Take the rig's per-view rotations and translation once for the coming step (every term of
         the step uses the same tensors, so their gradients meet in one node)."""
-        self.rotations, self.translation = self.rig.rotations(), self.rig.translation()
+        self.rotations, self.translations = self.rig.rotations(), self.rig.translations()
 
     @property
     def head(self) -> HeadParams:
@@ -55,19 +55,19 @@ class FitState:
     def landmarks2d(self) -> torch.Tensor:
         """(N, 68, 2) the model's landmarks projected into each crop (renderer pixels)."""
         S = self.views.size
-        out = self.model(self.shape[None], self.expression[None], self.pose(), translation=self.translation,
+        out = self.model(self.shape[None], self.expression[None], self.pose(), translation=self.translations,
                          dynamic_contour=self.dynamic_contour, landmarks_only=True)
         return self.rig.cameras().project(out.landmarks, (S, S))[..., :2]
 
     def posed_subset(self, subset, pose: torch.Tensor | None = None) -> torch.Tensor:
         """(N, K, 3) the vertices of a :class:`~mfnet.headmodel.model.VertexSubset`, posed and placed."""
         verts = subset(self.shape[None], self.expression[None], self.pose() if pose is None else pose)
-        return verts if self.translation is None else verts + self.translation[:, None]
+        return verts if self.translations is None else verts + self.translations[:, None]
 
     @torch.no_grad()
     def posed_vertices(self) -> torch.Tensor:
         """(N, V, 3) the whole head, posed and placed (no gradient)."""
-        return self.model(self.shape[None], self.expression[None], self.pose(), translation=self.translation).vertices
+        return self.model(self.shape[None], self.expression[None], self.pose(), translation=self.translations).vertices
 
 
 class LossTerm:
