@@ -17,16 +17,9 @@ import torch
 
 from .errors import MfnetError
 from .types import Reconstruction, Views
+from .utils.affine import apply_affine
 
 log = logging.getLogger(__name__)
-
-
-def _device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise MfnetError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    return torch.device(device)
 
 
 def load_identity(path: str | os.PathLike, n_shape: int) -> torch.Tensor:
@@ -59,8 +52,9 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     On the CPU the result is bit-identical for the same photos, settings and thread count.
     """
     from .utils.determinism import deterministic
+    from .utils.options import resolve_device
 
-    with deterministic(_device(device)):
+    with deterministic(resolve_device(device)):
         return _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint,
                             cameras, check_identity, **overrides)
 
@@ -68,6 +62,7 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
 def _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint, cameras,
                  check_identity, **overrides) -> Reconstruction:
     from .fit.config import get_preset
+    from .utils.options import resolve_device
 
     if method not in ("fit", "net", "net+fit"):
         raise MfnetError(f"unknown method {method!r}: use 'fit', 'net' or 'net+fit'")
@@ -75,7 +70,7 @@ def _reconstruct(images, model, preset, device, backend, identity, progress, vie
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     settings = get_preset(preset, **overrides)
-    model = _prepare_model(model, _device(device), backend)
+    model = _prepare_model(model, resolve_device(device), backend)
     timings["load_model"] = time.perf_counter() - t0
     views, caught = _prepare_views(images, views, settings.pipeline.crop_size, backend, say, timings)
     fitter, init, rig = _initialise(model, views, settings.fit, method, checkpoint, cameras, identity, progress,
@@ -169,9 +164,9 @@ def _assemble(model, views: Views, res, rig, caught: list[str], check_identity: 
     with torch.no_grad():
         canon = model(head.shape[None], head.expression[None], head.pose(vp.rotation.new_zeros(1, 3)))
         neutral_v = model(neutral.shape[None], neutral.expression[None], neutral.pose(vp.rotation.new_zeros(1, 3)))
-    fitted = _to_original(res.landmarks2d.cpu().numpy(), views.crop_to_original)
+    fitted = apply_affine(res.landmarks2d.cpu().numpy(), views.crop_to_original)
     detected = (np.stack([d.points for d in views.detections]).astype(np.float64) if views.detections
-                else _to_original(views.landmarks.cpu().numpy(), views.crop_to_original))
+                else apply_affine(views.landmarks.cpu().numpy(), views.crop_to_original))
     caught = caught + consistency_warnings(fitted, detected, views) + roll_warnings(vp.rotation, views.names)
     if check_identity and n > 1:
         t_id = time.perf_counter()
@@ -202,11 +197,6 @@ def _original_pixels(view) -> np.ndarray:
     import cv2
 
     return cv2.resize(view.image, (W, H), interpolation=cv2.INTER_LINEAR)
-
-
-def _to_original(points: np.ndarray, crop_to_original: np.ndarray) -> np.ndarray:
-    """(N, L, 2) renderer crop pixels -> original-photo pixels with (N, 2, 3) affines."""
-    return np.einsum("nij,nlj->nli", crop_to_original[:, :, :2], points) + crop_to_original[:, None, :, 2]
 
 
 def _texture(model, views: Views, posed_vertices: torch.Tensor, vp, texture_size: int) -> np.ndarray:

@@ -48,9 +48,9 @@ def roll_warnings(rotation: torch.Tensor, names, limit_deg: float = 45.0) -> lis
     """Warn about views whose fitted head roll (in-plane rotation) is beyond ``limit_deg``: a photo
     stored on its side that detection could not turn upright, or a wrong detection."""
     from ..headmodel.lbs import axis_angle_to_matrix
+    from ..utils.rotation import euler_degrees
 
-    R = axis_angle_to_matrix(rotation.detach().reshape(-1, 3).double().cpu())
-    roll = torch.rad2deg(torch.atan2(R[:, 1, 0], R[:, 1, 1]))  # R = Ry Rx Rz (yaw, pitch, roll)
+    roll = euler_degrees(axis_angle_to_matrix(rotation.detach().reshape(-1, 3).double().cpu()).numpy())[:, 2]
     out = []
     for name, r in zip(names, roll.tolist()):
         if abs(r) > limit_deg:

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import torch
 
+from ..ibug import INNER as _INNER
+from ..utils.rotation import FLIP as _FLIP
 
-INNER = np.arange(17, 68)  # brows, nose, eyes, mouth: stable under yaw (the contour is not)
-_FLIP = np.diag([1.0, -1.0, -1.0])  # head frame (y up, face +z) <-> OpenCV camera (y down, looking +z)
+INNER = np.array(_INNER)  # brows, nose, eyes, mouth: stable under yaw (the contour is not)
 
 
 def weak_perspective_lsq(points3d: torch.Tensor, points2d: torch.Tensor, weights: torch.Tensor,

@@ -17,9 +17,9 @@ from ..headmodel.model import HeadModel
 from ..render.cameras import PerspectiveCameras, WeakPerspectiveCameras
 from ..types import HeadParams, ViewParams, Views
 from .config import LearningRates
-from .init import INNER, init_rotations, weak_perspective_lsq
-
-_FLIP = (1.0, -1.0, -1.0)  # the model's camera frame (y up, looking along -z) -> OpenCV's
+from ..ibug import INNER
+from ..utils.rotation import FLIP
+from .init import init_rotations, weak_perspective_lsq
 
 
 def _landmarks(model: HeadModel, head: HeadParams, rotations: torch.Tensor, translation=None,
@@ -97,10 +97,10 @@ class CalibratedRig:
         cameras = cameras.to(dev, dt)
         with torch.no_grad():
             out = model(head.shape[None], head.expression[None])
-        X = out.landmarks[0].double().cpu().numpy()[INNER]
+        X = out.landmarks[0].double().cpu().numpy()[list(INNER)]
         i = int(torch.argmax(views.landmark_weights.sum(1)))
         K = cameras.K[i].double().cpu().numpy()
-        uv = views.landmarks[i].double().cpu().numpy()[INNER] - 0.5  # OpenCV pixel centres
+        uv = views.landmarks[i].double().cpu().numpy()[list(INNER)] - 0.5  # OpenCV pixel centres
         ok, rvec, tvec = cv2.solvePnP(X, uv, K, None, flags=cv2.SOLVEPNP_EPNP)
         if not ok:
             raise MfnetError("could not place the head in the calibrated rig from the landmarks")
@@ -130,7 +130,7 @@ class CalibratedRig:
         each camera and the scale/translation that best match the perspective landmarks."""
         with torch.no_grad():
             rot = self.rotation.detach()
-            flip = torch.diag(torch.tensor(_FLIP, dtype=rot.dtype, device=rot.device))
+            flip = torch.as_tensor(FLIP, dtype=rot.dtype, device=rot.device)
             view_rot = matrix_to_axis_angle(flip @ self.fixed.R @ axis_angle_to_matrix(rot)[0])  # (n, 3)
             world = _landmarks(model, head, self.rotations().detach(), self.translations().detach(), dynamic_contour)
             posed = _landmarks(model, head, view_rot, dynamic_contour=dynamic_contour)
