@@ -32,6 +32,9 @@ SETS = {"1 view (0°)": (0.0,), "3 views (0°, ±30°)": (-30.0, 0.0, 30.0), "3 
 
 def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), decompose: bool = False, **overrides):
     model = load_model()
+    # the embedding reconstruct() fits with: ground truth, mean head and fit then align on the same landmarks
+    if not model.use_landmark_embedding("mediapipe"):
+        model.use_landmark_embedding("static")
     rows = {}
     mean = model()
     for name, yaws in sets.items():

@@ -62,10 +62,9 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
 def _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint, cameras,
                  check_identity, **overrides) -> Reconstruction:
     from .fit.config import get_preset
-    from .utils.options import resolve_device
+    from .utils.options import check_method, resolve_device
 
-    if method not in ("fit", "net", "net+fit"):
-        raise MfnetError(f"unknown method {method!r}: use 'fit', 'net' or 'net+fit'")
+    check_method(method)
     say = log.info if progress else log.debug
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -174,6 +174,9 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
 
     if not isinstance(model, HeadModel):
         model = load_model(model)
+    model = model.shallow_copy()  # the ground truth's landmarks (alignment) use the embedding the fit uses
+    if not model.use_landmark_embedding("mediapipe"):
+        model.use_landmark_embedding("static")
     bins = list(ANGLE_BINS) if bins is None else list(bins)
     for b in bins:
         if b not in ANGLE_BINS:

@@ -14,16 +14,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..data.images import ImageView, load_views
 from ..detect import face_crop, get_detector
 from ..detect.detect import detect_landmarks
 from ..detect.errors import NoFaceError
 from ..detect.upright import detect_upright
 from ..errors import MfnetError
 from ..types import Views
+from ..utils.images import ImageView, load_views
+from ..utils.options import MAX_VIEWS
 
 log = logging.getLogger(__name__)
-MAX_VIEWS = 16
 
 
 class ViewCountError(MfnetError):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..flow.dis import dis_flow
 from ..headmodel.landmarks import MOUTH_OUTER
 from ..render.rasterize import rasterize
-from ..render.visibility import land_in_view, subsample
+from ..render.visibility import covisible_pairs
 
 
 @dataclass
@@ -88,30 +88,27 @@ def build_flow_correspondences(verts: torch.Tensor, faces: torch.Tensor, cameras
     N, S = verts.shape[0], images.shape[-1]
     sv = cameras.project(verts, (S, S))
     frags = rasterize(sv, faces, (S, S), perspective_correct=cameras.perspective_correct)
-    p2f, bary, zbuf = frags.pix_to_face, frags.bary.detach(), frags.zbuf
+    p2f = frags.pix_to_face
     ys, xs = torch.meshgrid(torch.arange(S, device=verts.device), torch.arange(S, device=verts.device), indexing="ij")
     pix = torch.stack([xs, ys], -1).to(verts.dtype) + 0.5  # (S, S, 2) pixel centres (x, y)
     gen = torch.Generator().manual_seed(seed)
-    parts, pairs_a, pairs_b = [], [], []
+    covered = []
     for b in range(N):
-        covered = p2f[b] >= 0
+        c = p2f[b] >= 0
         if face_region is not None:
-            covered &= face_region[p2f[b].clamp_min(0)]
-        covered &= torch.from_numpy(~mouth_mask(landmarks[b], S)).to(covered.device)
-        for a in range(N):
-            if a == b:
-                continue
-            mask = covered.clone()
-            if mode == "landmarks":
-                mask &= torch.from_numpy(landmark_masks(landmarks, landmark_weights, a, b, S)).to(mask.device)
-            f = p2f[b][mask]
-            w = bary[b][mask]
-            q, inside = land_in_view(sv[a], faces, f, w, S, zbuf[a] if mode == "zbuffer" else None, depth_tol)
-            keep = subsample(inside.nonzero()[:, 0], max_points_per_pair, gen)
-            idx = mask.nonzero()[keep]
-            parts.append((f[keep], w[keep], q[keep, :2], pix[idx[:, 0], idx[:, 1]], mask, q, inside))
-            pairs_a.append(a)
-            pairs_b.append(b)
+            c &= face_region[p2f[b].clamp_min(0)]
+        covered.append(c & torch.from_numpy(~mouth_mask(landmarks[b], S)).to(c.device))
+
+    def boxes(a: int, b: int) -> torch.Tensor:  # the paper's MB ⊙ MF: both views' landmark boxes
+        return torch.from_numpy(landmark_masks(landmarks, landmark_weights, a, b, S)).to(p2f.device)
+
+    parts, pairs_a, pairs_b = [], [], []
+    for p in covisible_pairs(sv, frags, faces, S, covered, depth_tol, max_points_per_pair, gen,
+                             zbuffer=mode == "zbuffer", pair_mask=boxes if mode == "landmarks" else None):
+        idx = p.mask.nonzero()[p.keep]
+        parts.append((p.f[p.keep], p.w[p.keep], p.q[p.keep, :2], pix[idx[:, 0], idx[:, 1]], p.mask, p.q, p.inside))
+        pairs_a.append(p.a)
+        pairs_b.append(p.b)
     # warped images I_{a->b}: photo a sampled at q, placed at the pixels of view b
     warped, targets = [], []
     for (f, w, qa, pb, mask, q, inside), a, b in zip(parts, pairs_a, pairs_b):

@@ -22,7 +22,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from ..render.rasterize import rasterize
 from ..render.shading import sh_shading
-from ..render.visibility import land_in_view, subsample
+from ..render.visibility import covisible_pairs
 from ..utils.sparse import FixedSparse
 
 
@@ -50,22 +50,14 @@ def covisible_samples(verts: torch.Tensor, faces: torch.Tensor, cameras, size: i
     N, dev = verts.shape[0], verts.device
     sv = cameras.project(verts, (size, size))
     frags = rasterize(sv, faces, (size, size), perspective_correct=cameras.perspective_correct)
-    p2f, bary, zbuf = frags.pix_to_face, frags.bary, frags.zbuf
+    p2f = frags.pix_to_face
+    covered = [p2f[b] >= 0 if face_mask is None else (p2f[b] >= 0) & face_mask[p2f[b].clamp_min(0)] for b in range(N)]
     out = {k: [] for k in ("a", "b", "f", "w")}
-    for b in range(N):
-        hit = p2f[b] >= 0
-        if face_mask is not None:
-            hit &= face_mask[p2f[b].clamp_min(0)]
-        f, w = p2f[b][hit], bary[b][hit]
-        for a in range(N):
-            if a == b:
-                continue
-            _, ok = land_in_view(sv[a], faces, f, w, size, zbuf[a], depth_tol)
-            keep = subsample(ok.nonzero()[:, 0], max_points_per_pair, generator)
-            out["a"].append(torch.full((keep.numel(),), a, dtype=torch.long, device=dev))
-            out["b"].append(torch.full((keep.numel(),), b, dtype=torch.long, device=dev))
-            out["f"].append(f[keep])
-            out["w"].append(w[keep])
+    for p in covisible_pairs(sv, frags, faces, size, covered, depth_tol, max_points_per_pair, generator):
+        out["a"].append(torch.full((p.keep.numel(),), p.a, dtype=torch.long, device=dev))
+        out["b"].append(torch.full((p.keep.numel(),), p.b, dtype=torch.long, device=dev))
+        out["f"].append(p.f[p.keep])
+        out["w"].append(p.w[p.keep])
     if not out["f"]:
         z = torch.zeros(0, dtype=torch.long, device=dev)
         return SurfaceSamples(z, z, z, verts.new_zeros(0, 3))

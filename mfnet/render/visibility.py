@@ -6,6 +6,9 @@ a when it projects inside a's frame and is the nearest surface there (its depth 
 z-buffer)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Iterator
+
 import torch
 
 
@@ -30,3 +33,39 @@ def subsample(index: torch.Tensor, most: int, generator: torch.Generator | None 
     if index.numel() <= most:
         return index
     return index[torch.randperm(index.numel(), generator=generator)[:most].to(index.device)]
+
+
+@dataclass
+class PairSamples:
+    """Co-visible points of one ordered view pair: the pixels of view ``b`` (``mask`` (S, S)) hit faces
+    ``f`` (K,) at ``w`` (K, 3); they land at ``q`` (K, 3) in view ``a``, visible there where ``inside``;
+    ``keep``: indices (into the K) of the visible points drawn."""
+
+    a: int
+    b: int
+    mask: torch.Tensor
+    f: torch.Tensor
+    w: torch.Tensor
+    q: torch.Tensor
+    inside: torch.Tensor
+    keep: torch.Tensor
+
+
+def covisible_pairs(screen_verts: torch.Tensor, frags, faces: torch.Tensor, size: int, covered: list[torch.Tensor],
+                    depth_tol: float, most: int, generator: torch.Generator | None = None, zbuffer: bool = True,
+                    pair_mask=None) -> Iterator[PairSamples]:
+    """For every ordered pair of views (b outer, a inner, a != b): the surface points seen by view b's
+    pixels in ``covered[b]`` (S, S) bool (and ``pair_mask(a, b)`` when given) that land in view a, and
+    with ``zbuffer`` are its nearest surface there; at most ``most`` of them drawn with ``generator``.
+
+    screen_verts (N, V, 3): each view's projected vertices; frags: their rasterisation."""
+    p2f, bary, zbuf = frags.pix_to_face, frags.bary.detach(), frags.zbuf
+    n = screen_verts.shape[0]
+    for b in range(n):
+        for a in range(n):
+            if a == b:
+                continue
+            mask = covered[b] if pair_mask is None else covered[b] & pair_mask(a, b)
+            f, w = p2f[b][mask], bary[b][mask]
+            q, inside = land_in_view(screen_verts[a], faces, f, w, size, zbuf[a] if zbuffer else None, depth_tol)
+            yield PairSamples(a, b, mask, f, w, q, inside, subsample(inside.nonzero()[:, 0], most, generator))
