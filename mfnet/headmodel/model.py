@@ -122,13 +122,12 @@ class HeadModel(nn.Module):
         vid = torch.as_tensor(ids.astype(np.int64), device=dev)
         Jt = data.J_regressor.astype(np.float64) @ data.v_template.astype(np.float64)
         Jd = np.einsum("jv,vck->jck", data.J_regressor.astype(np.float64), self.shapedirs.detach().double().cpu().numpy())
-        cols = xyz_columns(vid)
-        posedirs = None if self.posedirs is None else self.posedirs[:, cols].contiguous()
+        template, shapedirs, weights, posedirs = subset_bases(self, vid)
         subset = {"_lmk_vids": vid, "_lmk_faces_remap": torch.as_tensor(remap[data.faces], device=dev),
                   "_J_template": torch.as_tensor(Jt, dtype=dtype, device=dev),
                   "_J_dirs": flat_dirs(torch.as_tensor(Jd, dtype=dtype, device=dev)),
-                  "_lmk_template": self.v_template[vid].clone(), "_lmk_shapedirs": self._dirs_flat[:, cols],
-                  "_lmk_weights": self.lbs_weights[vid].contiguous(), "_lmk_posedirs": posedirs}
+                  "_lmk_template": template, "_lmk_shapedirs": shapedirs, "_lmk_weights": weights,
+                  "_lmk_posedirs": posedirs}
         for name, value in subset.items():
             self.register_buffer(name, value, persistent=False)
 
@@ -244,6 +243,15 @@ def xyz_columns(vertex_ids: torch.Tensor) -> torch.Tensor:
     return (vertex_ids[:, None] * 3 + torch.arange(3, device=vertex_ids.device)).reshape(-1)
 
 
+def subset_bases(model: HeadModel, vertex_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The template (K, 3), flat blend directions (D, 3K), skinning weights (K, J) and pose correctives
+    (P, 3K) or None of the vertices ``vertex_ids`` (K,): what :func:`lbs` needs to pose only them."""
+    cols = xyz_columns(vertex_ids)
+    posedirs = None if model.posedirs is None else model.posedirs[:, cols].contiguous()
+    return (model.v_template[vertex_ids].clone(), model._dirs_flat[:, cols], model.lbs_weights[vertex_ids].contiguous(),
+            posedirs)
+
+
 class VertexSubset:
     """Pose a fixed subset of a :class:`HeadModel`'s vertices, with the bases gathered once.
 
@@ -252,13 +260,7 @@ class VertexSubset:
     def __init__(self, model: HeadModel, vertex_ids: torch.Tensor):
         vid = vertex_ids.to(model.v_template.device, torch.long)
         self.model, self.vertex_ids = model, vid
-        self.template = model.v_template[vid]
-        cols = xyz_columns(vid)
-        self.shapedirs = model._dirs_flat[:, cols]  # (K, 3 * len(vid)), the layout lbs multiplies fastest
-        self.weights = model.lbs_weights[vid].contiguous()
-        self.posedirs = None
-        if model.posedirs is not None:
-            self.posedirs = model.posedirs[:, cols].contiguous()
+        self.template, self.shapedirs, self.weights, self.posedirs = subset_bases(model, vid)
 
     def __call__(self, shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor,
                  pose_repr: str = "axis_angle") -> torch.Tensor:
