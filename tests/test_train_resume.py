@@ -39,7 +39,7 @@ def tiny_config(tmp_path: Path, steps: int = 10, **over) -> Path:
 
 def _run(args, **kw):
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "mfnet.train", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mfnet", "train", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300, **kw)
 
 
@@ -57,7 +57,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     # the same config, started for "forever" and killed with SIGKILL once step 4 is checkpointed
     out = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "mfnet.train", str(cfg), "--out", str(out), "--steps", "100000"],
+    proc = subprocess.Popen([sys.executable, "-m", "mfnet", "train", str(cfg), "--out", str(out), "--steps", "100000"],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t0 = time.time()
     while not (out / "checkpoints" / "step_0000004.pt").exists():
@@ -85,12 +85,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
 
 def test_resume_errors(tmp_path, capsys):
-    from mfnet.train.__main__ import main
+    from mfnet.cli.main import main
 
     cfg = tiny_config(tmp_path, steps=2)
-    assert main([str(cfg), "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert main(["train", str(cfg), "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "nothing to resume from" in capsys.readouterr().err
-    assert main([str(tmp_path / "missing.yaml")]) == 2
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     assert "no such config file" in capsys.readouterr().err
 
 

@@ -1,7 +1,7 @@
-"""`mfnet train CONFIG [--resume]`: register with :func:`register_train`; :func:`main` is
-``python -m mfnet.train CONFIG [--resume]``, also what torchrun starts on every rank.
+"""`mfnet train CONFIG [--resume]` (register with :func:`register_train`).
 
-Multi-GPU / multi-process: ``torchrun --nproc_per_node K -m mfnet.train CONFIG`` (gloo on CPU, nccl on GPU).
+Multi-GPU / multi-process: ``torchrun --nproc_per_node K -m mfnet train CONFIG`` (gloo on CPU, nccl on GPU;
+``python -m mfnet`` is the ``mfnet`` command, :mod:`mfnet.__main__`).
 """
 from __future__ import annotations
 
@@ -48,16 +48,3 @@ def cmd_train(args) -> int:
 
     train(cfg, resume=args.resume)
     return 0
-
-
-def main(argv=None) -> int:
-    """``python -m mfnet.train CONFIG [--resume]`` (:mod:`mfnet.train.__main__`)."""
-    p = argparse.ArgumentParser(prog="python -m mfnet.train", description="train the MFNet network")
-    add_arguments(p)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return cmd_train(args)
-    except MfnetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
