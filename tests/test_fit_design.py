@@ -129,6 +129,8 @@ def test_fitter_result_carries_posed_heads_and_projection(model):
         model(res.head.shape[None], res.head.expression[None], res.head.pose(res.views.rotation)).landmarks,
         (views.size, views.size))[..., :2]
     np.testing.assert_allclose(res.landmarks2d.numpy(), again.numpy(), atol=1e-4)
+    np.testing.assert_allclose(res.project(res.posed_vertices).numpy(), res.views.cameras().project(
+        res.posed_vertices, (views.size, views.size))[..., :2].numpy())
     assert set(res.history) == {"pose", "shape"} and isinstance(res.rig, WeakPerspectiveRig)
 
 

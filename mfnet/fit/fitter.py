@@ -39,9 +39,15 @@ class FitResult:
     posed_vertices: torch.Tensor
     landmarks2d: torch.Tensor
     rig: WeakPerspectiveRig | CalibratedRig
+    crop_size: int  # the crops' side, pixels
     history: dict[str, list[float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     flow_magnitude: list[float] = field(default_factory=list)  # mean |F| (px) at each flow update
+
+    def project(self, points: torch.Tensor) -> torch.Tensor:
+        """(N, P, 3) points in the frame of ``posed_vertices`` -> (N, P, 2) crop pixels of each view."""
+        S = int(self.crop_size)
+        return self.views.cameras().project(points, (S, S))[..., :2]
 
 
 def face_regions(model: HeadModel) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -145,7 +151,7 @@ class MultiViewFitter:
             lmk2d = state.rig.cameras().project(world, (S, S))[..., :2]
         else:
             lmk2d = vp.cameras().project(posed.landmarks, (S, S))[..., :2]
-        return FitResult(head, vp, posed.vertices, lmk2d, state.rig, history, timings, mags)
+        return FitResult(head, vp, posed.vertices, lmk2d, state.rig, S, history, timings, mags)
 
     def _flow_fn(self):
         if self._flow is None:
