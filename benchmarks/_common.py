@@ -36,10 +36,10 @@ def parse_overrides(items: list[str]) -> dict:
     """``["section.field=value", ...]`` (the scripts' repeatable ``--set``, e.g. ``iters.photo=0``) as fit
     overrides; :func:`mfnet.fit.config.apply_overrides` converts each value to its field's type and
     rejects unknown names."""
-    out = {}
-    for item in items:
-        key, eq, text = item.partition("=")
-        if not eq:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. iters.photo=0")
-        out[key.strip()] = text.strip()
-    return out
+    from mfnet.errors import MfnetError
+    from mfnet.fit.config import parse_settings
+
+    try:
+        return parse_settings(items)
+    except MfnetError as exc:
+        raise SystemExit(str(exc)) from None

@@ -54,22 +54,23 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     from .utils.determinism import deterministic
     from .utils.options import resolve_device
 
-    with deterministic(resolve_device(device)):
-        return _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint,
+    dev = resolve_device(device)
+    with deterministic(dev):
+        return _reconstruct(images, model, preset, dev, backend, identity, progress, views, method, checkpoint,
                             cameras, check_identity, **overrides)
 
 
-def _reconstruct(images, model, preset, device, backend, identity, progress, views, method, checkpoint, cameras,
+def _reconstruct(images, model, preset, dev, backend, identity, progress, views, method, checkpoint, cameras,
                  check_identity, **overrides) -> Reconstruction:
     from .fit.config import get_preset
-    from .utils.options import check_method, resolve_device
+    from .utils.options import check_method
 
     check_method(method)
     say = log.info if progress else log.debug
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     settings = get_preset(preset, **overrides)
-    model = _prepare_model(model, resolve_device(device), backend)
+    model = _prepare_model(model, dev, backend)
     timings["load_model"] = time.perf_counter() - t0
     views, caught = _prepare_views(images, views, settings.pipeline.crop_size, backend, say, timings)
     fitter, init, rig = _initialise(model, views, settings.fit, method, checkpoint, cameras, identity, progress,
@@ -156,7 +157,6 @@ def _assemble(model, views: Views, res, rig, caught: list[str], check_identity: 
     """The :class:`Reconstruction` of a fit: canonical and neutral heads, landmarks, warnings."""
     from .fit.checks import consistency_warnings, identity_warnings, roll_warnings
     from .fit.neutral import neutral_head
-    from .fit.rig import CalibratedRig
 
     head, vp, n = res.head, res.views, len(views)
     neutral = neutral_head(model, head)
@@ -172,7 +172,7 @@ def _assemble(model, views: Views, res, rig, caught: list[str], check_identity: 
         caught += identity_warnings(model, views)
         timings["identity_check"] = time.perf_counter() - t_id
     calibrated = None
-    if isinstance(res.rig, CalibratedRig):
+    if rig is not None:  # a calibrated rig: its (K, R, t) and the head's world pose
         calibrated = {"K": rig[0], "R": rig[1], "t": rig[2], "head_rotation": res.rig.rotation.detach()[0].cpu().numpy(),
                       "head_translation": res.rig.translation.detach().cpu().numpy()}
     return Reconstruction(

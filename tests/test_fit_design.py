@@ -34,7 +34,8 @@ def test_overrides_by_section_dict_and_object():
 
 
 @pytest.mark.parametrize("key,value", [("iters_photo", 0), ("iters.nope", 1), ("photo.w_reg", "abc"),
-                                       ("photo.normalise", "maybe")])
+                                       ("photo.normalise", "maybe"), ("photo.points", "2.5"),
+                                       ("iters", {"nope": 1})])
 def test_bad_overrides_are_clear_errors(key, value):
     with pytest.raises(MfnetError, match="iters.photo|expected"):
         apply_overrides(FitConfig(), {key: value})
@@ -47,6 +48,9 @@ def test_presets_and_pipeline_settings():
     assert get_preset("fast").fit is not fast.fit  # a fresh object each time: nothing shared to mutate
     with pytest.raises(MfnetError, match="unknown preset"):
         get_config("quick")
+    with pytest.raises(MfnetError, match="crop_size='big': expected a int"):
+        get_preset("fast", crop_size="big")
+    assert get_preset("fast", crop_size="320").pipeline.crop_size == 320
     assert "photo.w_reg" in setting_names() and "crop_size" in setting_names()
 
 

@@ -68,12 +68,9 @@ def _overrides(args) -> dict:
     out = {"flow.covisibility": args.covisibility} if args.covisibility else {}
     if args.flow:
         out["flow.method"] = args.flow
-    for item in args.settings:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise MfnetError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. --set iters.photo=0")
-        out[key.strip()] = value.strip()
-    return out
+    from ..fit.config import parse_settings
+
+    return {**out, **parse_settings(args.settings)}
 
 
 def _split_method(args) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..errors import MfnetError
 from ..losses.weights import LossWeights
@@ -142,7 +142,8 @@ def get_preset(name: str = "default", **overrides) -> Preset:
         raise MfnetError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
     p = PRESETS[name]()
     pipe = {k: overrides.pop(k) for k in [k for k in overrides if k in _names(PipelineSettings)]}
-    return Preset(apply_overrides(p.fit, overrides), replace(p.pipeline, **{k: int(v) for k, v in pipe.items()}))
+    pipe = {k: _convert(v, getattr(p.pipeline, k), k) for k, v in pipe.items()}
+    return Preset(apply_overrides(p.fit, overrides), replace(p.pipeline, **pipe))
 
 
 def get_config(preset: str = "default", **overrides) -> FitConfig:
@@ -175,30 +176,40 @@ def apply_overrides(cfg: FitConfig, overrides: Mapping[str, Any]) -> FitConfig:
     """A copy of ``cfg`` with ``overrides``: ``{"iters.photo": 0, "seed": 2}``; a section's value may
     also be a dict of its fields or a whole section object. Strings are converted to the field's type
     (the command line's ``--set KEY=VALUE``). Unknown names raise :class:`MfnetError`."""
-    sections = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(
-        getattr(cfg, f.name))}
+    sections = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                if dataclasses.is_dataclass(getattr(cfg, f.name))}
+    flat: dict[str, Any] = {}
+    for key, value in overrides.items():  # a section given as a dict: one entry per field
+        if key in sections and isinstance(value, Mapping):
+            flat.update({f"{key}.{name}": v for name, v in value.items()})
+        else:
+            flat[key] = value
     top: dict[str, Any] = {}
     changes: dict[str, dict[str, Any]] = {}
-    for key, value in overrides.items():
+    for key, value in flat.items():
         sec, dot, name = key.partition(".")
-        if dot:
-            if sec not in sections or name not in _names(type(sections[sec])):
-                raise MfnetError(f"unknown fit setting {key!r}: choose from {', '.join(setting_names())}")
+        if dot and sec in sections and name in _names(type(sections[sec])):
             changes.setdefault(sec, {})[name] = _convert(value, getattr(sections[sec], name), key)
-        elif key in sections and isinstance(value, Mapping):
-            for name, v in value.items():
-                changes.setdefault(key, {})
-                if name not in _names(type(sections[key])):
-                    raise MfnetError(f"unknown fit setting '{key}.{name}': choose from {', '.join(setting_names())}")
-                changes[key][name] = _convert(v, getattr(sections[key], name), f"{key}.{name}")
-        elif key in sections and isinstance(value, type(sections[key])):
+        elif not dot and key in sections and isinstance(value, type(sections[key])):
             top[key] = value
-        elif key in _names(FitConfig) and key not in sections:
+        elif not dot and key in _names(FitConfig) and key not in sections:
             top[key] = _convert(value, getattr(cfg, key), key)
         else:
             raise MfnetError(f"unknown fit setting {key!r}: choose from {', '.join(setting_names())}")
     out = replace(cfg, **top)
     return replace(out, **{sec: replace(getattr(out, sec), **vals) for sec, vals in changes.items()})
+
+
+def parse_settings(items: Sequence[str]) -> dict[str, str]:
+    """``["section.field=value", ...]`` (the repeatable ``--set`` of ``mfnet reconstruct`` and the
+    benchmark scripts) as overrides for :func:`get_preset`, which converts and checks each value."""
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise MfnetError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. --set iters.photo=0")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def setting_names() -> list[str]:
@@ -224,6 +235,11 @@ def _convert(value: Any, current: Any, key: str) -> Any:
             if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise ValueError(value)
             return value.lower() in ("1", "true", "yes", "on")
-        return type(current)(float(value)) if isinstance(current, int) else type(current)(value)
+        if isinstance(current, int):
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError(value)
+            return int(number)
+        return type(current)(value)
     except ValueError:
         raise MfnetError(f"{key}={value!r}: expected a {type(current).__name__}") from None

@@ -144,13 +144,7 @@ class MultiViewFitter:
         if state.light is not None:
             vp.light = state.light.detach()
         posed = model(head.shape.expand(n, -1), head.expression.expand(n, -1), head.pose(vp.rotation))
-        if isinstance(state.rig, CalibratedRig):  # the head as placed in the rig, with the real cameras
-            world = model(head.shape.expand(n, -1), head.expression.expand(n, -1),
-                          head.pose(state.rig.rotations().detach()),
-                          translation=state.rig.translations().detach()).landmarks
-            lmk2d = state.rig.cameras().project(world, (S, S))[..., :2]
-        else:
-            lmk2d = vp.cameras().project(posed.landmarks, (S, S))[..., :2]
+        lmk2d = state.rig.fitted_landmarks(model, head, posed.landmarks, S)
         return FitResult(head, vp, posed.vertices, lmk2d, state.rig, S, history, timings, mags)
 
     def _flow_fn(self):

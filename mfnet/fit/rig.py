@@ -74,10 +74,12 @@ class WeakPerspectiveRig:
         with torch.no_grad():
             return ViewParams(self.rotation.detach(), self.log_scale.detach().exp(), self.translation.detach())
 
-    def state(self) -> dict[str, torch.Tensor]:
-        """The raw parameters (detached)."""
-        return {"rotation": self.rotation.detach(), "log_scale": self.log_scale.detach(),
-                "translation": self.translation.detach()}
+    def fitted_landmarks(self, model: HeadModel, head: HeadParams, posed_landmarks: torch.Tensor,
+                         size: int) -> torch.Tensor:
+        """(N, L, 2) crop pixels: the landmarks of the head posed per view (``posed_landmarks``
+        (N, L, 3), rotated by :meth:`view_params`' rotations) through these cameras."""
+        with torch.no_grad():
+            return self.cameras(detach=True).project(posed_landmarks, (size, size))[..., :2]
 
 
 class CalibratedRig:
@@ -138,8 +140,15 @@ class CalibratedRig:
             s, t = weak_perspective_lsq(posed, target, torch.ones_like(target[..., 0]), size)
         return ViewParams(view_rot, s, t)
 
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"rotation": self.rotation.detach(), "translation": self.translation.detach()}
+    def fitted_landmarks(self, model: HeadModel, head: HeadParams, posed_landmarks: torch.Tensor,
+                         size: int) -> torch.Tensor:
+        """(N, L, 2) crop pixels: the head as placed in the rig, through the real (perspective)
+        cameras (``posed_landmarks``, the weak-perspective stand-in's, are not used)."""
+        n = len(self.fixed)
+        with torch.no_grad():
+            world = model(head.shape.expand(n, -1), head.expression.expand(n, -1),
+                          head.pose(self.rotations().detach()), translation=self.translations().detach()).landmarks
+            return self.fixed.project(world, (size, size))[..., :2]
 
     def __len__(self) -> int:
         return len(self.fixed)

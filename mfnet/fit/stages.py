@@ -64,8 +64,6 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
         photo = PhotometricTerm(w.photo, cfg.photo, photo_region, cfg.iters.photo, cfg.seed)
         photo_prior = (PriorTerm(cfg.photo.w_reg, cfg.photo.w_reg_expression)
                        if cfg.photo.w_reg > 0 or cfg.photo.w_reg_expression > 0 else None)
-        if photo_prior is not None:
-            photo_prior.scale = 1.0
 
         def set_noise_scale(history: list[float]) -> None:
             if photo_prior is not None:

@@ -59,9 +59,9 @@ class FitState:
                          dynamic_contour=self.dynamic_contour, landmarks_only=True)
         return self.rig.cameras().project(out.landmarks, (S, S))[..., :2]
 
-    def posed_subset(self, subset, pose: torch.Tensor | None = None) -> torch.Tensor:
+    def posed_subset(self, subset) -> torch.Tensor:
         """(N, K, 3) the vertices of a :class:`~mfnet.headmodel.model.VertexSubset`, posed and placed."""
-        verts = subset(self.shape[None], self.expression[None], self.pose() if pose is None else pose)
+        verts = subset(self.shape[None], self.expression[None], self.pose())
         return verts if self.translations is None else verts + self.translations[:, None]
 
     @torch.no_grad()
@@ -139,12 +139,11 @@ class PriorTerm(LossTerm):
     name = "reg"
 
     def __init__(self, w_shape: float, w_expression: float):
-        self.w_shape, self.w_expression, self.scale = w_shape, w_expression, None
+        self.w_shape, self.w_expression, self.scale = w_shape, w_expression, 1.0
 
     def __call__(self, state: FitState, step: int) -> torch.Tensor:
         shape = state.shape * 0 if state.shape_fixed else state.shape
-        w = self.w_shape if self.scale is None else self.w_shape * self.scale
-        return regularisation(shape, state.expression, w, self.w_expression)
+        return regularisation(shape, state.expression, self.w_shape * self.scale, self.w_expression)
 
 
 class FlowTerm(LossTerm):
@@ -176,6 +175,23 @@ class FlowTerm(LossTerm):
         return self.weight * multiview_flow_loss(verts, self.local, state.rig.cameras(), state.views.size, self.corr)
 
 
+@dataclass
+class PhotoSamples:
+    """What the photometric term keeps between refreshes (shared by its light-stage variant): the
+    blurred log photos and their blur, the point samples, the posing subset and its normals, and, in
+    the light stage, the held geometry. ``refreshes`` numbers the draws (their seeds)."""
+
+    refreshes: int = 0
+    sigma: float | None = None
+    logs: torch.Tensor | None = None
+    samples: SurfaceSamples | None = None
+    subset: object = None  # mfnet.headmodel.model.VertexSubset of the sampled faces and their neighbours
+    tri: torch.Tensor | None = None  # (K, 3) sampled faces, subset indices
+    normals: VertexNormals | None = None
+    plan: PhotoPlan | None = None
+    geometry: tuple[torch.Tensor, torch.Tensor] | None = None  # (verts, normals) held by the light stage
+
+
 class PhotometricTerm(LossTerm):
     """Multi-view photometric consistency (:func:`~mfnet.losses.photometric.photometric_consistency_loss`)
     over surface points seen by pairs of views, sampled anew (and the photos' blur lowered, coarse
@@ -185,11 +201,11 @@ class PhotometricTerm(LossTerm):
     name = "photo"
 
     def __init__(self, weight: float, options: PhotometricOptions, region, iters: int, seed: int,
-                 lights_only: bool = False, shared: dict | None = None):
+                 lights_only: bool = False, shared: PhotoSamples | None = None):
         self.weight, self.options, self.region, self.iters, self.seed = weight, options, region, iters, seed
         self.lights_only = lights_only
         self.refresh_every = max(1, options.refresh_every)
-        self.cache = {"refreshes": 0} if shared is None else shared
+        self.cache = PhotoSamples() if shared is None else shared
 
     def for_lights(self) -> "PhotometricTerm":
         return PhotometricTerm(self.weight, self.options, self.region, self.iters, self.seed, True, self.cache)
@@ -206,11 +222,11 @@ class PhotometricTerm(LossTerm):
     def refresh(self, state: FitState, step: int) -> None:
         c, model = self.cache, state.model
         sigma = self.sigma(0 if self.lights_only else step)
-        if c.get("sigma") != sigma:
-            c.update(sigma=sigma, logs=log_images(state.views.images, sigma))
+        if c.sigma != sigma:
+            c.sigma, c.logs = sigma, log_images(state.views.images, sigma)
         full = state.posed_vertices()
-        c["refreshes"] += 1
-        gen = torch.Generator().manual_seed(self.seed + c["refreshes"])
+        c.refreshes += 1
+        gen = torch.Generator().manual_seed(self.seed + c.refreshes)
         samples = covisible_samples(full, model.faces, state.rig.cameras(detach=True), state.views.size,
                                     self.region, max_points_per_pair=self.options.points, generator=gen)
         # pose the sampled faces and every face around their vertices (for the normals)
@@ -220,21 +236,22 @@ class PhotometricTerm(LossTerm):
         tri = torch.searchsorted(used, model.faces[samples.face_idx])  # sampled faces, subset indices
         local = SurfaceSamples(samples.view_a, samples.view_b, torch.arange(len(samples), device=tri.device),
                                samples.bary)
-        c.update(samples=local, subset=model.vertex_subset(used), tri=tri,
-                 normals=VertexNormals(ring_faces, len(used), full.dtype),
-                 plan=PhotoPlan.build(local, tri, len(state.views), len(used), full.dtype), geometry=None)
+        c.samples, c.subset, c.tri = local, model.vertex_subset(used), tri
+        c.normals = VertexNormals(ring_faces, len(used), full.dtype)
+        c.plan = PhotoPlan.build(local, tri, len(state.views), len(used), full.dtype)
+        c.geometry = None
 
     def __call__(self, state: FitState, step: int) -> torch.Tensor:
         c = self.cache
-        if self.lights_only and c.get("geometry") is not None:  # geometry held: posed once per refresh
-            verts, normals = c["geometry"]
+        if self.lights_only and c.geometry is not None:  # geometry held: posed once per refresh
+            verts, normals = c.geometry
         else:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.lights_only):
-                verts = state.posed_subset(c["subset"])
-                normals = c["normals"](verts)
+                verts = state.posed_subset(c.subset)
+                normals = c.normals(verts)
             if self.lights_only:
-                c["geometry"] = (verts, normals)
+                c.geometry = (verts, normals)
         o = self.options
         return self.weight * photometric_consistency_loss(
-            verts, normals, c["tri"], state.rig.cameras(), state.views.size, c["logs"], state.light, c["samples"],
-            min_cos=o.min_cos, plan=c["plan"], normalise=o.normalise, eps_normalised=o.eps_normalised)
+            verts, normals, c.tri, state.rig.cameras(), state.views.size, c.logs, state.light, c.samples,
+            min_cos=o.min_cos, plan=c.plan, normalise=o.normalise, eps_normalised=o.eps_normalised)
