@@ -94,19 +94,23 @@ class HeadParams:
 
 @dataclass
 class ViewParams:
-    """Per-view head rotation, weak-perspective camera and SH lighting."""
+    """Per-view head rotation, weak-perspective camera (at a finite distance when ``inv_distance`` is
+    set, :class:`~mfnet.render.cameras.WeakPerspectiveCameras`) and SH lighting."""
 
     rotation: torch.Tensor  # (N, 3) axis-angle of the head as seen by each camera
     scale: torch.Tensor  # (N,)
     trans: torch.Tensor  # (N, 2)
     light: torch.Tensor | None = None  # (N, 9, 3)
+    inv_distance: torch.Tensor | None = None  # (N,) 1 / camera distance (1/m) from the head's origin; None: orthographic
 
     def cameras(self) -> WeakPerspectiveCameras:
-        return WeakPerspectiveCameras(self.scale, self.trans)
+        return WeakPerspectiveCameras(self.scale, self.trans, self.inv_distance)
 
     def detach(self) -> "ViewParams":
-        return ViewParams(self.rotation.detach().clone(), self.scale.detach().clone(), self.trans.detach().clone(),
-                          None if self.light is None else self.light.detach().clone())
+        def d(t):
+            return None if t is None else t.detach().clone()
+
+        return ViewParams(d(self.rotation), d(self.scale), d(self.trans), d(self.light), d(self.inv_distance))
 
     def __len__(self) -> int:
         return int(self.rotation.shape[0])

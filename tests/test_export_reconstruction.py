@@ -32,8 +32,9 @@ def _similarity(k, angle, tx, ty):
     return np.array([[k * c, -k * s, tx], [k * s, k * c, ty]])
 
 
-def make_record(texture: bool = True, light: bool = True, seed: int = 0):
-    """A 3-view record built from the synthetic model, with consistent fitted landmarks and photos."""
+def make_record(texture: bool = True, light: bool = True, seed: int = 0, inv_distance: float | None = None):
+    """A 3-view record built from the synthetic model, with consistent fitted landmarks and photos
+    (``inv_distance``: cameras at a finite distance, 1/m)."""
     rng = np.random.default_rng(seed)
     model = HeadModel(make_synthetic_model(n_verts=80), dtype=torch.float64)
     dt = torch.float64
@@ -49,8 +50,9 @@ def make_record(texture: bool = True, light: bool = True, seed: int = 0):
     scale = torch.tensor([7.0, 6.5, 8.0], dtype=dt)
     trans = torch.tensor([[0.0, 0.01], [0.01, -0.005], [-0.01, 0.0]], dtype=dt)
     lights = torch.tensor(rng.normal(size=(n, 9, 3)), dtype=dt) if light else None
-    views = ViewParams(rot, scale, trans, lights)
-    lmk_crop = WeakPerspectiveCameras(scale, trans).project(posed.landmarks, (CROP, CROP))[..., :2].numpy()
+    k = None if inv_distance is None else torch.full((n,), float(inv_distance), dtype=dt)
+    views = ViewParams(rot, scale, trans, lights, k)
+    lmk_crop = WeakPerspectiveCameras(scale, trans, k).project(posed.landmarks, (CROP, CROP))[..., :2].numpy()
     A = np.stack([_similarity(3.0, 0.0, 100.0, 40.0), _similarity(2.5, 0.2, 150.0, 60.0),
                   _similarity(4.0, -0.3, 120.0, 90.0)])
     fitted = apply_affine(lmk_crop, A)
@@ -163,6 +165,27 @@ def test_opencv_cameras_match_weak_perspective(tmp_path, record, mode):
         rvec = cv2.Rodrigues(R[i])[0]
         cvp = cv2.projectPoints(canonical, rvec, t[i], K[i], np.zeros(5))[0][:, 0]
         np.testing.assert_allclose(cvp, got[i], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["posed", "estimated"])
+def test_opencv_cameras_of_a_fit_at_a_finite_distance_are_exact(tmp_path, mode):
+    """Cameras fitted at a finite distance (inverse distance 2.5/m: 40 cm) are pinholes: the exported
+    OpenCV cameras reproduce their projection of mesh.obj exactly, and params.npz keeps the distance."""
+    rec, posed, photos, root = make_record(inv_distance=2.5)
+    kw = {"posed_vertices": posed} if mode == "posed" else {}
+    out = write_reconstruction(rec, tmp_path / mode, report=False, formats=("obj",), **kw)
+    with np.load(out / "params.npz") as z:
+        K, R, t, k = z["K"], z["R"], z["t"], z["inv_distance"]
+    np.testing.assert_array_equal(k, [2.5, 2.5, 2.5])
+    canonical = read_obj(out / "mesh.obj")["vertices"]
+    want = project_weak(posed, rec.views.scale.numpy(), rec.views.trans.numpy(), CROP, rec.crop_to_original, k)
+    got = project_opencv(canonical, K, R, t)
+    face = np.ptp(want, axis=1).max(-1)
+    tol = 1e-5 if mode == "posed" else 0.01  # mesh.obj holds 6-7 digits; the estimated pivot is a fit
+    assert (np.linalg.norm(got - want, axis=-1).max(-1) < tol * face).all()
+    # the perspective is real: the orthographic projection of the same heads differs by more
+    ortho = project_weak(posed, rec.views.scale.numpy(), rec.views.trans.numpy(), CROP, rec.crop_to_original)
+    assert (np.linalg.norm(ortho - want, axis=-1).max(-1) > 0.05 * face).all()
 
 
 def test_pivot_conventions(record):

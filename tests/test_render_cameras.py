@@ -91,3 +91,32 @@ def test_projection_is_differentiable():
     R, t = look_at_opencv(torch.tensor([[0.0, 0.0, 5.0], [1.0, 1.0, 5.0]], dtype=torch.float64))
     pc = PerspectiveCameras(intrinsics_from_fov(30, 32, batch=2, dtype=torch.float64), R, t)
     assert torch.autograd.gradcheck(lambda x: pc.project(x, 32), (X,))
+
+
+def test_weak_perspective_at_a_finite_distance_is_a_pinhole():
+    """inv_distance k: the same projection as an OpenCV pinhole at 1/k on the +z axis (through
+    -trans) with focal length scale * S / k; k = 0 is the orthographic camera; the view directions
+    point at that pinhole."""
+    g = torch.Generator().manual_seed(0)
+    X = (torch.rand(2, 50, 3, generator=g, dtype=torch.float64) - 0.5) * 0.2
+    scale = torch.tensor([7.0, 9.0], dtype=torch.float64)
+    trans = torch.tensor([[0.01, -0.02], [0.0, 0.03]], dtype=torch.float64)
+    k = torch.tensor([1.5, 2.5], dtype=torch.float64)
+    H, W = 120, 160
+    S = min(H, W) / 2
+    got = WeakPerspectiveCameras(scale, trans, k).project(X, (H, W))
+    f = scale * S / k
+    K = torch.zeros(2, 3, 3, dtype=torch.float64)
+    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = f, f, W / 2, H / 2, 1.0
+    R = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)).expand(2, 3, 3)
+    t = torch.stack([trans[:, 0], -trans[:, 1], 1.0 / k], 1)
+    want = PerspectiveCameras(K, R, t).project(X, (H, W))
+    torch.testing.assert_close(got[..., :2], want[..., :2])
+    ortho = WeakPerspectiveCameras(scale, trans, torch.zeros(2, dtype=torch.float64)).project(X, (H, W))
+    torch.testing.assert_close(ortho, WeakPerspectiveCameras(scale, trans).project(X, (H, W)))
+    assert (ortho[..., :2] - got[..., :2]).abs().max() > 1.0  # the perspective is visible
+    centre = torch.cat([-trans, (1.0 / k)[:, None]], 1)[:, None]
+    d = WeakPerspectiveCameras(scale, trans, k).view_dirs(X)
+    torch.testing.assert_close(d, (centre - X) / (centre - X).norm(dim=-1, keepdim=True))
+    one = WeakPerspectiveCameras(scale, trans, torch.tensor([2.0], dtype=torch.float64))
+    assert one.inv_distance.shape == (2,) and one.to(dtype=torch.float32).inv_distance.dtype == torch.float32

@@ -17,7 +17,8 @@ Conventions
   vertices are available.
 
 The OpenCV camera (``x ~ K (R X + t)``, X = canonical mesh, i.e. what ``mesh.obj`` holds)
-approximates the orthographic camera with a long focal length: ``f = focal_factor * c`` crop
+is exact for cameras fitted at a finite distance (``inv_distance``); it
+approximates an orthographic camera (inverse distance 0) with a long focal length: ``f = focal_factor * c`` crop
 pixels, placed at the distance ``Z0 = f / (s h)`` from the head centre so that the projections
 agree exactly on the plane through the head centre.  Elsewhere the relative error is about
 ``depth offset / Z0`` of the distance from the crop centre (< 1 % of the face size for
@@ -56,10 +57,14 @@ def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
     return out.reshape(R.shape[:-2] + (3,))
 
 
-def project_weak(posed: np.ndarray, scale, trans, crop_size: int, crop_to_original: np.ndarray) -> np.ndarray:
-    """Weak-perspective projection of posed points (N, V, 3) to original-photo pixels (N, V, 2)."""
+def project_weak(posed: np.ndarray, scale, trans, crop_size: int, crop_to_original: np.ndarray,
+                 inv_distance=None) -> np.ndarray:
+    """Weak-perspective projection of posed points (N, V, 3) to original-photo pixels (N, V, 2);
+    ``inv_distance`` (N,): the cameras' finite distance (:class:`mfnet.render.cameras.WeakPerspectiveCameras`)."""
     P = np.asarray(posed, np.float64)
     s = np.asarray(scale, np.float64).reshape(-1, 1)
+    if inv_distance is not None:
+        s = s / (1.0 - np.asarray(inv_distance, np.float64).reshape(-1, 1) * P[..., 2])
     t = np.asarray(trans, np.float64).reshape(-1, 1, 2)
     h = crop_size / 2.0
     x = h + s * h * (P[..., 0] + t[..., 0])
@@ -94,7 +99,8 @@ def posed_from_pivot(canonical: np.ndarray, R_view: np.ndarray, pivot: np.ndarra
 
 
 def estimate_pivot(landmarks3d: np.ndarray, fitted_2d: np.ndarray, R_view: np.ndarray, scale, trans,
-                   crop_size: int, crop_to_original: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, float]:
+                   crop_size: int, crop_to_original: np.ndarray, prior: np.ndarray,
+                   inv_distance=None) -> tuple[np.ndarray, float]:
     """Least-squares rotation centre from the fitted landmarks (original pixels).
 
     Uses the 51 static iBUG points (the jaw contour may follow the head yaw). The pivot only
@@ -107,7 +113,7 @@ def estimate_pivot(landmarks3d: np.ndarray, fitted_2d: np.ndarray, R_view: np.nd
     A = np.asarray(crop_to_original, np.float64)
     s = np.asarray(scale, np.float64).reshape(-1)
     h = crop_size / 2.0
-    base = project_weak(np.einsum("nij,vj->nvi", R_view, L), s, trans, crop_size, A)  # pivot = 0
+    base = project_weak(np.einsum("nij,vj->nvi", R_view, L), s, trans, crop_size, A, inv_distance)  # pivot = 0
     target = np.asarray(fitted_2d, np.float64)[:, STATIC_LANDMARKS]
     rows, rhs = [], []
     for i in range(len(R_view)):
@@ -122,7 +128,7 @@ def estimate_pivot(landmarks3d: np.ndarray, fitted_2d: np.ndarray, R_view: np.nd
     prior = np.asarray(prior, np.float64)
     pivot = np.linalg.solve(JtJ + lam * np.eye(3), J.T @ r + lam * prior)
     posed = posed_from_pivot(L, R_view, pivot)
-    res = project_weak(posed, s, trans, crop_size, A) - target
+    res = project_weak(posed, s, trans, crop_size, A, inv_distance) - target
     sq = (res ** 2).sum(-1)
     return pivot, float(np.sqrt(np.nanmean(sq))) if np.isfinite(sq).any() else float("nan")
 
@@ -138,11 +144,13 @@ def _rq2(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def weak_to_opencv(scale, trans, crop_size: int, crop_to_original: np.ndarray, R_view: np.ndarray,
-                   offsets: np.ndarray, centre: np.ndarray, focal_factor: float = 50.0):
+                   offsets: np.ndarray, centre: np.ndarray, focal_factor: float = 50.0, inv_distance=None):
     """OpenCV ``K (N,3,3), R (N,3,3), t (N,3)`` for the canonical head, in original-photo pixels.
 
     ``offsets`` (N, 3): the posed head is ``R_view X + offsets``; ``centre`` (N, 3): the head centre
-    in each posed frame (where the pinhole matches the weak perspective exactly).
+    in each posed frame (where the pinhole matches the weak perspective exactly). A view with
+    ``inv_distance`` k > 0 (N,) is a pinhole at distance 1/k already: its camera is exact, with the
+    focal length ``s h / k`` (``focal_factor`` and ``centre`` are not used for it).
     """
     s = np.asarray(scale, np.float64).reshape(-1)
     tr = np.asarray(trans, np.float64).reshape(-1, 2)
@@ -153,21 +161,26 @@ def weak_to_opencv(scale, trans, crop_size: int, crop_to_original: np.ndarray, R
     n = len(s)
     h = crop_size / 2.0
     f = float(focal_factor) * crop_size
+    k = np.zeros(n) if inv_distance is None else np.asarray(inv_distance, np.float64).reshape(-1)
     K, R, t = np.zeros((n, 3, 3)), np.zeros((n, 3, 3)), np.zeros((n, 3))
     for i in range(n):
         if not s[i] > 0:
             raise ValueError(f"view {i}: weak-perspective scale must be positive, got {s[i]}")
-        z0 = f / (s[i] * h)  # camera distance from the head centre
-        # camera in the posed frame: Xc = FLIP P + t_p ; Xc_z = z0 at the head centre
-        t_p = np.array([tr[i, 0], -tr[i, 1], z0 + centre[i, 2]])
-        K_crop = np.array([[f, 0.0, h], [0.0, f, h], [0.0, 0.0, 1.0]])
+        if k[i] > 0:  # the fitted pinhole: distance 1/k from the plane z = 0 of the posed frame
+            f_i, t_p = s[i] * h / k[i], np.array([tr[i, 0], -tr[i, 1], 1.0 / k[i]])
+        else:
+            f_i = f
+            z0 = f / (s[i] * h)  # camera distance from the head centre
+            # camera in the posed frame: Xc = FLIP P + t_p ; Xc_z = z0 at the head centre
+            t_p = np.array([tr[i, 0], -tr[i, 1], z0 + centre[i, 2]])
+        K_crop = np.array([[f_i, 0.0, h], [0.0, f_i, h], [0.0, 0.0, 1.0]])
         A3 = np.vstack([A[i], [0.0, 0.0, 1.0]])
         KA = A3 @ K_crop  # upper-left block = f M, generally not triangular
         U, Q = _rq2(A[i, :, :2])
         Qz = np.eye(3)
         Qz[:2, :2] = Q
         K[i] = KA
-        K[i, :2, :2] = f * U
+        K[i, :2, :2] = f_i * U
         R[i] = Qz @ FLIP @ R_view[i]
         t[i] = Qz @ (FLIP @ offsets[i] + t_p)
     return K, R, t

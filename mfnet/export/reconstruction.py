@@ -100,7 +100,7 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
         else:
             piv, rms_px = cam.estimate_pivot(_np(rec.landmarks3d), _np(rec.fitted_landmarks), R_view,
                                              _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
-                                             _np(rec.crop_to_original), centroid)
+                                             _np(rec.crop_to_original), centroid, _inv_distance(rec))
             fl = _np(rec.fitted_landmarks)
             face_px = float(np.nanmax(np.nanmax(fl, 1) - np.nanmin(fl, 1))) if np.isfinite(fl).any() else 1.0
             source = "the head rotated about a pivot estimated from the fitted landmarks"
@@ -111,8 +111,15 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
         offsets = piv[None] - np.einsum("nij,j->ni", R_view, piv)
     lo, hi = posed.min(1), posed.max(1)
     K, R, t = cam.weak_to_opencv(_np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
-                                 _np(rec.crop_to_original), R_view, offsets, 0.5 * (lo + hi), focal_factor)
+                                 _np(rec.crop_to_original), R_view, offsets, 0.5 * (lo + hi), focal_factor,
+                                 _inv_distance(rec))
     return ExportCameras(R_view, posed, offsets, piv, K, R, t, source, warns)
+
+
+def _inv_distance(rec) -> np.ndarray | None:
+    """(N,) the views' inverse camera distances (1/m), or None for weak-perspective cameras."""
+    k = getattr(rec.views, "inv_distance", None)
+    return None if k is None else _np(k)
 
 
 def view_stems(names) -> list[str]:
@@ -258,6 +265,7 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
         "shape": _np(head.shape), "expression": _np(head.expression), "jaw": _np(head.jaw),
         "rotation": _np(rec.views.rotation).reshape(n, 3), "rotation_matrix": cams.R_view,
         "scale": _np(rec.views.scale).reshape(n), "trans": _np(rec.views.trans).reshape(n, 2),
+        "inv_distance": np.zeros(n) if _inv_distance(rec) is None else _inv_distance(rec).reshape(n),
         "crop_size": np.int64(rec.crop_size), "crop_to_original": _np(rec.crop_to_original),
         "K": cams.K, "R": cams.R, "t": cams.t, "pivot": cams.pivot, "posed_offset": cams.offsets,
         "landmarks3d": lmk3d, "now_landmarks3d": now, "now_landmark_indices": np.asarray(NOW_LANDMARKS),
@@ -284,6 +292,7 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
             "rotation_axis_angle": _lists(arrays["rotation"][i]), "rotation_matrix": _lists(cams.R_view[i]),
             "yaw_pitch_roll_deg": _lists(cam.euler_degrees(cams.R_view[i])),
             "weak_perspective": {"scale": float(arrays["scale"][i]), "trans": _lists(arrays["trans"][i]),
+                                 "inv_distance": float(arrays["inv_distance"][i]),
                                  "crop_size": int(rec.crop_size),
                                  "crop_to_original": _lists(arrays["crop_to_original"][i])},
             "opencv": {"K": _lists(cams.K[i]), "R": _lists(cams.R[i]), "t": _lists(cams.t[i]),
@@ -383,7 +392,7 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
         overlays = []
         if photos is not None:
             pts = cam.project_weak(cams.posed, _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
-                                   _np(rec.crop_to_original))
+                                   _np(rec.crop_to_original), _inv_distance(rec))
             for i, photo in enumerate(photos):
                 hw = np.asarray(photo).shape[:2]
                 ohw = original_sizes[i] if original_sizes else None

@@ -1,7 +1,7 @@
 """Settings of the fit, in sections, and the named presets that build them.
 
 ``FitConfig(iters=StageIters(...), lr=LearningRates(...), weights=LossWeights(...),
-flow=FlowOptions(...), photo=PhotometricOptions(...), jaw=JawLimits(...))``; the photo size and
+flow=FlowOptions(...), photo=PhotometricOptions(...), jaw=JawLimits(...), distance=DistanceOptions(...))``; the photo size and
 texture size are :class:`PipelineSettings` (the pipeline's, not the fit's). A term is switched off
 one way: its weight in ``weights`` set to 0.
 
@@ -41,6 +41,7 @@ class LearningRates:
     shape: float = 0.05
     expression: float = 0.02
     light: float = 0.02  # SH lights (light and photo stages)
+    inv_distance: float = 0.02  # the uncalibrated rig's inverse camera distance, 1/m
 
 
 @dataclass
@@ -78,6 +79,18 @@ class PhotometricOptions:
 
 
 @dataclass
+class DistanceOptions:
+    """How far the uncalibrated cameras are: their inverse distance k (1/m) from the head's origin
+    (about 10 cm behind the face), one for all views. Weak perspective (k = 0) assumes a distant
+    camera; photos from arm's length (40-70 cm, k 1.5-2) are perspective, and a weak-perspective fit
+    explains their distortion with a wrong face (measured on the real scans: docs/benchmarks.md)."""
+
+    start: float = 1.0  # k at the start of the fit (1 m)
+    estimate: bool = True  # fit k with the cameras (else held at ``start``; 0 and held: weak perspective)
+    max: float = 3.0  # k at most (a camera at least 33 cm from the head's origin)
+
+
+@dataclass
 class JawLimits:
     """Anatomical range of the jaw, degrees: opening (pitch) from ``min_deg`` to ``max_deg``, sideways
     (yaw, roll) within ±``side_deg``. A jaw rotated past the closed rest pushes the lower lip into the
@@ -98,6 +111,7 @@ class FitConfig:
     flow: FlowOptions = field(default_factory=FlowOptions)
     photo: PhotometricOptions = field(default_factory=PhotometricOptions)
     jaw: JawLimits = field(default_factory=JawLimits)
+    distance: DistanceOptions = field(default_factory=DistanceOptions)
     dynamic_contour: bool = True  # the jaw-contour landmarks follow the head's yaw (when the model has a table)
     seed: int = 0
 

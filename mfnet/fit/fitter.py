@@ -104,7 +104,7 @@ class MultiViewFitter:
             rig = CalibratedRig.initialise(model, views, head, self.cameras)
         else:
             rig = WeakPerspectiveRig.initialise(model, views, head, None if init is None else init[1],
-                                                self.cfg.dynamic_contour)
+                                                self.cfg.dynamic_contour, self.cfg.distance)
         return FitState(model, views, rig, shape.requires_grad_(self.fixed_shape is None), expr.requires_grad_(),
                         jaw.requires_grad_(), shape_fixed=self.fixed_shape is not None,
                         dynamic_contour=self.cfg.dynamic_contour)

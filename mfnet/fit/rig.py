@@ -2,7 +2,8 @@
 project with and the per-view records it hands on.
 
 * :class:`WeakPerspectiveRig` — uncalibrated photos: a head rotation and a weak-perspective
-  scale/translation per view (MFNet §3.5).
+  scale/translation per view (MFNet §3.5), seen from one estimated finite distance (the inverse
+  distance ``k``, shared by the views: :class:`~mfnet.render.cameras.WeakPerspectiveCameras`).
 * :class:`CalibratedRig` — known OpenCV cameras (``--cameras``): one world head pose (rotation
   about the root joint + translation) seen by every fixed perspective camera.
 """
@@ -16,7 +17,7 @@ from ..headmodel.lbs import axis_angle_to_matrix, matrix_to_axis_angle
 from ..headmodel.model import HeadModel
 from ..render.cameras import PerspectiveCameras, WeakPerspectiveCameras
 from ..types import HeadParams, ViewParams, Views
-from .config import LearningRates
+from .config import DistanceOptions, LearningRates
 from ..ibug import INNER
 from ..utils.rotation import FLIP
 from .init import init_rotations, weak_perspective_lsq
@@ -31,19 +32,27 @@ def _landmarks(model: HeadModel, head: HeadParams, rotations: torch.Tensor, tran
 
 class WeakPerspectiveRig:
     """Per view: head rotation (N, 3) axis-angle, log scale (N,), image-plane translation (N, 2)
-    crop-normalised."""
+    crop-normalised; for all views: the inverse camera distance ``inv_distance`` (1,), 1/model
+    units, estimated within [0, ``max_inv_distance``] when ``estimate_distance`` (else held)."""
 
-    def __init__(self, rotation: torch.Tensor, log_scale: torch.Tensor, translation: torch.Tensor):
+    def __init__(self, rotation: torch.Tensor, log_scale: torch.Tensor, translation: torch.Tensor,
+                 inv_distance: float | torch.Tensor = 0.0, estimate_distance: bool = False,
+                 max_inv_distance: float = 3.0):
         self.rotation = rotation.detach().clone().requires_grad_()
         self.log_scale = log_scale.detach().clone().requires_grad_()
         self.translation = translation.detach().clone().requires_grad_()
+        k = torch.as_tensor(inv_distance, dtype=rotation.dtype, device=rotation.device).reshape(-1)[:1].clone()
+        self.inv_distance = k.requires_grad_(estimate_distance)
+        self.max_inv_distance = float(max_inv_distance)
 
     @classmethod
     def initialise(cls, model: HeadModel, views: Views, head: HeadParams, init: ViewParams | None = None,
-                   dynamic_contour: bool = True) -> "WeakPerspectiveRig":
+                   dynamic_contour: bool = True, distance: DistanceOptions | None = None) -> "WeakPerspectiveRig":
         """From ``init`` (e.g. the network's prediction) or from the landmarks: rotations by PnP on the
-        mean head, then the least-squares weak-perspective scale/translation."""
+        mean head, then the least-squares weak-perspective scale/translation; the inverse distance
+        starts at ``distance.start`` (0, orthographic, without ``distance``)."""
         dev, dt = model.v_template.device, model.v_template.dtype
+        distance = distance or DistanceOptions(start=0.0, estimate=False)
         with torch.no_grad():
             if init is not None:
                 rot, s, t = init.rotation.to(dev, dt), init.scale.to(dev, dt), init.trans.to(dev, dt)
@@ -52,11 +61,25 @@ class WeakPerspectiveRig:
                 rot = init_rotations(mean, views.landmarks, views.size).to(dev, dt)
                 posed = _landmarks(model, head, rot, dynamic_contour=dynamic_contour)
                 s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, views.size)
-        return cls(rot, s.log(), t)
+        return cls(rot, s.log(), t, distance.start, distance.estimate, distance.max)
 
     def param_groups(self, lr: LearningRates) -> list[dict]:
-        return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.log_scale], "lr": lr.scale},
-                {"params": [self.translation], "lr": lr.translation}]
+        groups = [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.log_scale], "lr": lr.scale},
+                  {"params": [self.translation], "lr": lr.translation}]
+        if self.inv_distance.requires_grad:
+            groups.append({"params": [self.inv_distance], "lr": lr.inv_distance})
+        return groups
+
+    @torch.no_grad()
+    def constrain(self) -> None:
+        """Keep the camera in front of the head: inverse distance within [0, ``max_inv_distance``]."""
+        self.inv_distance.clamp_(0.0, self.max_inv_distance)
+
+    def _inv_distances(self, detach: bool) -> torch.Tensor | None:
+        k = self.inv_distance.detach() if detach else self.inv_distance
+        if not k.requires_grad and not bool(k.ne(0).any()):
+            return None  # orthographic: the weak-perspective cameras of MFNet, bit for bit
+        return k.expand(self.rotation.shape[0])
 
     def rotations(self) -> torch.Tensor:
         """(N, 3) the head's rotation as each camera sees it."""
@@ -68,11 +91,14 @@ class WeakPerspectiveRig:
 
     def cameras(self, detach: bool = False) -> WeakPerspectiveCameras:
         s, t = self.log_scale.exp(), self.translation
-        return WeakPerspectiveCameras(s.detach(), t.detach()) if detach else WeakPerspectiveCameras(s, t)
+        k = self._inv_distances(detach)
+        return WeakPerspectiveCameras(s.detach(), t.detach(), k) if detach else WeakPerspectiveCameras(s, t, k)
 
     def view_params(self, model: HeadModel, head: HeadParams, size: int, dynamic_contour: bool = True) -> ViewParams:
         with torch.no_grad():
-            return ViewParams(self.rotation.detach(), self.log_scale.detach().exp(), self.translation.detach())
+            k = self._inv_distances(detach=True)
+            return ViewParams(self.rotation.detach(), self.log_scale.detach().exp(), self.translation.detach(),
+                              inv_distance=None if k is None else k.clone())
 
     def fitted_landmarks(self, model: HeadModel, head: HeadParams, posed_landmarks: torch.Tensor,
                          size: int) -> torch.Tensor:
@@ -117,6 +143,9 @@ class CalibratedRig:
 
     def param_groups(self, lr: LearningRates) -> list[dict]:
         return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.translation], "lr": lr.translation}]
+
+    def constrain(self) -> None:
+        """Nothing to keep in range: the cameras are fixed."""
 
     def rotations(self) -> torch.Tensor:
         return self.rotation.expand(len(self.fixed), 3)

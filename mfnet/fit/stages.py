@@ -134,10 +134,12 @@ def run_stage(stage: Stage, state: FitState, cfg: FitConfig, on_step: Callable[[
 
 @torch.no_grad()
 def project(state: FitState, cfg: FitConfig) -> None:
-    """Keep the expression within the model's bounds and the jaw within its anatomical range."""
+    """Keep the expression within the model's bounds, the jaw within its anatomical range and the
+    cameras in front of the head."""
     bounds = state.model.expression_bounds
     if bounds is not None:
         state.expression.clamp_(*bounds)
     side = math.radians(cfg.jaw.side_deg)
     state.jaw[0].clamp_(math.radians(cfg.jaw.min_deg), math.radians(cfg.jaw.max_deg))
     state.jaw[1:].clamp_(-side, side)
+    state.rig.constrain()

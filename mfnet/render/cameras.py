@@ -10,7 +10,9 @@ Two models are provided:
 * :class:`WeakPerspectiveCameras` -- the DECA convention
   ``ndc = scale * (X[..., :2] + trans)``, ``x_px = W/2 + ndc_x * S``,
   ``y_px = H/2 - ndc_y * S`` with ``S = min(H, W) / 2`` and ``depth = -z``
-  (an orthographic camera at +z looking down -z).
+  (an orthographic camera at +z looking down -z).  With ``inv_distance`` k > 0 it is a
+  pinhole at distance ``1 / k`` on the +z axis: ``ndc = scale * (X[..., :2] + trans) / (1 - k z)``
+  (``scale`` is then the scale of the plane z = 0).
 * :class:`PerspectiveCameras` -- the OpenCV pinhole convention
   ``Xc = R X + t``, ``x_px = fx Xc/Zc + cx``, ``y_px = fy Yc/Zc + cy``,
   ``depth = Zc``.  A camera in front of the face has ``R = diag(1, -1, -1)``;
@@ -43,18 +45,27 @@ class WeakPerspectiveCameras:
     """Batch of DECA-style weak-perspective (scaled orthographic) cameras.
 
     Attributes:
-        scale: (B,) isotropic scale (NDC units per metre).
+        scale: (B,) isotropic scale (NDC units per metre) of the plane z = 0.
         trans: (B, 2) translation added to (x, y) *before* scaling (metres).
+        inv_distance: (B,) or None: 1 / the distance (metres) from the plane z = 0 to a pinhole on
+            the +z axis (finite-distance perspective, ``ndc / (1 - inv_distance z)``); None or 0:
+            scaled orthographic.
     """
 
     scale: Tensor
     trans: Tensor
+    inv_distance: Tensor | None = None
 
     def __post_init__(self) -> None:
         self.scale = torch.as_tensor(self.scale).reshape(-1)
         self.trans = torch.as_tensor(self.trans, dtype=self.scale.dtype, device=self.scale.device).reshape(-1, 2)
         if self.scale.shape[0] != self.trans.shape[0]:
             raise ValueError(f"scale {tuple(self.scale.shape)} and trans {tuple(self.trans.shape)} batch sizes differ")
+        if self.inv_distance is not None:
+            k = torch.as_tensor(self.inv_distance, dtype=self.scale.dtype, device=self.scale.device).reshape(-1)
+            self.inv_distance = k.expand(self.scale.shape[0]) if k.shape[0] == 1 else k
+            if self.inv_distance.shape[0] != self.scale.shape[0]:
+                raise ValueError(f"inv_distance {tuple(k.shape)} and scale {tuple(self.scale.shape)} batch sizes differ")
 
     def __len__(self) -> int:
         return self.scale.shape[0]
@@ -64,23 +75,34 @@ class WeakPerspectiveCameras:
         return False
 
     def to(self, device=None, dtype=None) -> "WeakPerspectiveCameras":
-        return WeakPerspectiveCameras(self.scale.to(device=device, dtype=dtype), self.trans.to(device=device, dtype=dtype))
+        k = None if self.inv_distance is None else self.inv_distance.to(device=device, dtype=dtype)
+        return WeakPerspectiveCameras(self.scale.to(device=device, dtype=dtype),
+                                      self.trans.to(device=device, dtype=dtype), k)
 
     def project(self, verts: Tensor, image_size) -> Tensor:
         """(B, V, 3) world points -> (B, V, 3) screen points (x_px, y_px, depth=-z)."""
         h, w = _image_size(image_size)
         s = min(h, w) / 2.0
         scale = self.scale.to(verts)[:, None, None]
+        if self.inv_distance is not None:  # finite distance: points nearer the camera look larger
+            scale = scale / (1.0 - self.inv_distance.to(verts)[:, None, None] * verts[..., 2:3])
         ndc = scale * (verts[..., :2] + self.trans.to(verts)[:, None, :])
         x = w / 2.0 + ndc[..., 0] * s
         y = h / 2.0 - ndc[..., 1] * s
         return torch.stack((x, y, -verts[..., 2]), dim=-1)
 
     def view_dirs(self, points: Tensor) -> Tensor:
-        """Unit directions towards the camera: +z for every point (B, N, 3)."""
-        d = torch.zeros_like(points)
-        d[..., 2] = 1.0
-        return d
+        """Unit directions towards the camera (B, N, 3): +z for every point, or towards the pinhole
+        ``(-trans, 1 / inv_distance)`` at a finite distance."""
+        if self.inv_distance is None:
+            d = torch.zeros_like(points)
+            d[..., 2] = 1.0
+            return d
+        k = self.inv_distance.to(points)[:, None]
+        # (centre - p) * k, with centre = (-trans, 1/k): finite as k -> 0 (then +z)
+        d = torch.cat([(-self.trans.to(points)[:, None, :] - points[..., :2]) * k[..., None],
+                       (1.0 - k * points[..., 2])[..., None]], dim=-1)
+        return d / d.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 @dataclass
