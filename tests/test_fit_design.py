@@ -110,6 +110,40 @@ def test_stages_follow_the_weights_and_view_count(model):
     one = views.select([0])
     assert names(FitConfig(), one) == ["pose", "shape"]  # flow and photometric terms need two views
     assert noise_scale(0.08, 0.04) == pytest.approx(4.0)
+    st = FitState(model, views, rig, head.shape.clone(), head.expression.clone(), head.jaw.clone())
+    moving = {s.name: "distance" in s.groups for s in build_stages(FitConfig(), st, None, None, lambda: None)}
+    assert moving == {"pose": False, "shape": False, "flow": True, "light": False, "photo": True}
+    held = apply_overrides(FitConfig(), {"distance.estimate": False})
+    assert not any("distance" in s.groups for s in build_stages(held, st, None, None, lambda: None))
+
+
+def test_camera_distance_is_recovered_and_kept_in_range(model):
+    """Landmarks seen from 50 cm (inverse distance 2/m): a stage that moves the cameras and their
+    distance from a weak-perspective start finds the distance; the rig keeps it within [0, max]."""
+    from mfnet.fit.config import DistanceOptions
+    from mfnet.fit.stages import Stage, run_stage
+
+    n, size = 3, 256
+    rot = torch.tensor([[0.0, -0.5, 0.0], [0.1, 0.0, 0.0], [0.0, 0.5, 0.0]])
+    head = HeadParams(torch.zeros(model.n_shape), torch.zeros(model.n_expr), torch.zeros(3))
+    true = WeakPerspectiveRig(rot, torch.full((n,), math.log(4.0)), torch.zeros(n, 2), inv_distance=2.0)
+    lmk3d = model(head.shape[None], head.expression[None], head.pose(rot)).landmarks
+    lmk = true.cameras().project(lmk3d, (size, size))[..., :2].detach()
+    views = views_from_arrays(torch.rand(n, 3, size, size), lmk)
+    rig = WeakPerspectiveRig.initialise(model, views, head, None, False, DistanceOptions(start=0.0, estimate=True))
+    assert rig.cameras().inv_distance is not None and float(rig.inv_distance.detach()) == 0.0
+    state = FitState(model, views, rig, head.shape.clone(), head.expression.clone(), head.jaw.clone(),
+                     dynamic_contour=False)
+    cfg = FitConfig()
+    run_stage(Stage("cameras", 300, ("camera", "distance"), [(LandmarkTerms(1.0, 0.0, 0.0), 1.0)]), state, cfg)
+    assert float(rig.inv_distance.detach()) == pytest.approx(2.0, abs=0.2)
+    with torch.no_grad():
+        rig.inv_distance.fill_(7.0)
+    rig.constrain()
+    assert float(rig.inv_distance.detach()) == DistanceOptions().max
+    # held at 0: no finite distance at all (the weak-perspective cameras of MFNet)
+    ortho = WeakPerspectiveRig.initialise(model, views, head, None, False, DistanceOptions(start=0.0, estimate=False))
+    assert ortho.cameras().inv_distance is None and ortho.distance_groups(cfg.lr) == []
 
 
 def test_reconstruct_leaves_the_callers_model_alone(model):

@@ -41,7 +41,7 @@ class LearningRates:
     shape: float = 0.05
     expression: float = 0.02
     light: float = 0.02  # SH lights (light and photo stages)
-    inv_distance: float = 0.02  # the uncalibrated rig's inverse camera distance, 1/m
+    inv_distance: float = 0.05  # the uncalibrated rig's inverse camera distance, 1/m
 
 
 @dataclass
@@ -85,8 +85,10 @@ class DistanceOptions:
     camera; photos from arm's length (40-70 cm, k 1.5-2) are perspective, and a weak-perspective fit
     explains their distortion with a wrong face (measured on the real scans: docs/benchmarks.md)."""
 
-    start: float = 1.0  # k at the start of the fit (1 m)
-    estimate: bool = True  # fit k with the cameras (else held at ``start``; 0 and held: weak perspective)
+    start: float = 0.0  # k at the start of the fit (0: weak perspective, MFNet's camera)
+    # fit k in the multi-view flow and photometric stages (the landmark stages hold it: from the
+    # detector's landmarks alone it is biased); False: held at ``start`` (0 and held: weak perspective)
+    estimate: bool = True
     max: float = 3.0  # k at most (a camera at least 33 cm from the head's origin)
 
 

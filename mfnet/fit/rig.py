@@ -33,7 +33,8 @@ def _landmarks(model: HeadModel, head: HeadParams, rotations: torch.Tensor, tran
 class WeakPerspectiveRig:
     """Per view: head rotation (N, 3) axis-angle, log scale (N,), image-plane translation (N, 2)
     crop-normalised; for all views: the inverse camera distance ``inv_distance`` (1,), 1/model
-    units, estimated within [0, ``max_inv_distance``] when ``estimate_distance`` (else held)."""
+    units, estimated within [0, ``max_inv_distance``] when ``estimate_distance`` (else held) by the
+    stages that move the ``distance`` group (:func:`distance_groups`)."""
 
     def __init__(self, rotation: torch.Tensor, log_scale: torch.Tensor, translation: torch.Tensor,
                  inv_distance: float | torch.Tensor = 0.0, estimate_distance: bool = False,
@@ -64,11 +65,12 @@ class WeakPerspectiveRig:
         return cls(rot, s.log(), t, distance.start, distance.estimate, distance.max)
 
     def param_groups(self, lr: LearningRates) -> list[dict]:
-        groups = [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.log_scale], "lr": lr.scale},
-                  {"params": [self.translation], "lr": lr.translation}]
-        if self.inv_distance.requires_grad:
-            groups.append({"params": [self.inv_distance], "lr": lr.inv_distance})
-        return groups
+        return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.log_scale], "lr": lr.scale},
+                {"params": [self.translation], "lr": lr.translation}]
+
+    def distance_groups(self, lr: LearningRates) -> list[dict]:
+        """The inverse distance's parameter group (none when it is held)."""
+        return [{"params": [self.inv_distance], "lr": lr.inv_distance}] if self.inv_distance.requires_grad else []
 
     @torch.no_grad()
     def constrain(self) -> None:
@@ -143,6 +145,10 @@ class CalibratedRig:
 
     def param_groups(self, lr: LearningRates) -> list[dict]:
         return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.translation], "lr": lr.translation}]
+
+    def distance_groups(self, lr: LearningRates) -> list[dict]:
+        """None: the cameras are fixed."""
+        return []
 
     def constrain(self) -> None:
         """Nothing to keep in range: the cameras are fixed."""

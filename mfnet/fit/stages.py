@@ -17,7 +17,7 @@ from ..render.shading import SH_CONSTANTS
 from .config import FitConfig
 from .terms import DenseTerm, FitState, FlowTerm, LandmarkTerms, LossTerm, PhotometricTerm, PriorTerm
 
-GROUPS = ("camera", "shape", "expression", "jaw", "light")
+GROUPS = ("camera", "shape", "expression", "jaw", "light", "distance")
 
 
 @dataclass
@@ -49,6 +49,9 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
     a stage whose own term has weight 0 is left out)."""
     w, n = cfg.weights, len(state.views)
     camera, head = ("camera",), ("camera", "shape", "expression", "jaw")
+    # the camera distance moves only with the dense multi-view terms: estimated from the detector's
+    # landmarks it is biased, and the shape follows it (measured: docs/benchmarks.md)
+    dense = ("distance",) if cfg.distance.estimate else ()
     lmk: list[tuple[LossTerm, float]] = []
     if w.landmarks > 0 or w.eye > 0 or w.lip > 0:
         lmk.append((LandmarkTerms(w.landmarks, w.eye, w.lip), 1.0))
@@ -59,7 +62,7 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
     stages = [Stage("pose", cfg.iters.pose, camera, lmk), Stage("shape", cfg.iters.shape, head, lmk + prior)]
     if n > 1 and w.multiop > 0 and cfg.iters.flow > 0:
         flow = FlowTerm(w.multiop, cfg.flow, face_region, flow_fn, cfg.seed)
-        stages.append(Stage("flow", cfg.iters.flow, head, lmk + prior + [(flow, 1.0)]))
+        stages.append(Stage("flow", cfg.iters.flow, head + dense, lmk + prior + [(flow, 1.0)]))
     if n > 1 and w.photo > 0 and cfg.iters.photo > 0:
         photo = PhotometricTerm(w.photo, cfg.photo, photo_region, cfg.iters.photo, cfg.seed)
         photo_prior = (PriorTerm(cfg.photo.w_reg, cfg.photo.w_reg_expression)
@@ -71,7 +74,7 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
 
         stages += [Stage("light", min(60, max(1, cfg.iters.photo // 4)), ("light",), [(photo.for_lights(), 1.0)],
                          on_end=set_noise_scale),  # lights settle fast
-                   Stage("photo", cfg.iters.photo, head + ("light",),
+                   Stage("photo", cfg.iters.photo, head + ("light",) + dense,
                          [(t, cfg.photo.w_landmarks) for t, _ in lmk] + ([(photo_prior, 1.0)] if photo_prior else [])
                          + [(photo, 1.0)], lr_scale=cfg.photo.lr_scale)]
     return stages
@@ -100,6 +103,8 @@ def param_groups(stage: Stage, state: FitState, cfg: FitConfig) -> list[dict]:
     lr, groups = cfg.lr, []
     if "camera" in stage.groups:
         groups += state.rig.param_groups(lr)
+    if "distance" in stage.groups:
+        groups += state.rig.distance_groups(lr)
     own = {"shape": (state.shape, lr.shape), "expression": (state.expression, lr.expression),
            "jaw": (state.jaw, lr.rotation)}
     groups += [{"params": [own[g][0]], "lr": own[g][1]} for g in ("shape", "expression", "jaw")
