@@ -41,7 +41,7 @@ class LearningRates:
     shape: float = 0.05
     expression: float = 0.02
     light: float = 0.02  # SH lights (light and photo stages)
-    inv_distance: float = 0.05  # the uncalibrated rig's inverse camera distance, 1/m
+    inv_distance: float = 0.1  # the uncalibrated rig's inverse camera distance, 1/m
 
 
 @dataclass
