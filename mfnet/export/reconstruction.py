@@ -70,6 +70,7 @@ class ExportCameras:
     t: np.ndarray  # (N, 3)
     posed_source: str
     warnings: list[str] = field(default_factory=list)
+    inv_distance: np.ndarray | None = None  # (N,) the fitted cameras' inverse distance, 1/m (0: orthographic)
 
 
 def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 50.0) -> ExportCameras:
@@ -78,6 +79,8 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
     n = len(rec.names)
     R_view = cam.axis_angle_to_matrix(_np(rec.views.rotation).reshape(n, 3))
     centroid = X.mean(0)
+    k = getattr(rec.views, "inv_distance", None)
+    k = np.zeros(n) if k is None else _np(k).reshape(n)
     warns: list[str] = []
     posed = posed_vertices if posed_vertices is not None else getattr(rec, "view_vertices", None)
     if posed is not None:
@@ -100,7 +103,7 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
         else:
             piv, rms_px = cam.estimate_pivot(_np(rec.landmarks3d), _np(rec.fitted_landmarks), R_view,
                                              _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
-                                             _np(rec.crop_to_original), centroid, _inv_distance(rec))
+                                             _np(rec.crop_to_original), centroid, k)
             fl = _np(rec.fitted_landmarks)
             face_px = float(np.nanmax(np.nanmax(fl, 1) - np.nanmin(fl, 1))) if np.isfinite(fl).any() else 1.0
             source = "the head rotated about a pivot estimated from the fitted landmarks"
@@ -111,15 +114,8 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
         offsets = piv[None] - np.einsum("nij,j->ni", R_view, piv)
     lo, hi = posed.min(1), posed.max(1)
     K, R, t = cam.weak_to_opencv(_np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
-                                 _np(rec.crop_to_original), R_view, offsets, 0.5 * (lo + hi), focal_factor,
-                                 _inv_distance(rec))
-    return ExportCameras(R_view, posed, offsets, piv, K, R, t, source, warns)
-
-
-def _inv_distance(rec) -> np.ndarray | None:
-    """(N,) the views' inverse camera distances (1/m), or None for weak-perspective cameras."""
-    k = getattr(rec.views, "inv_distance", None)
-    return None if k is None else _np(k)
+                                 _np(rec.crop_to_original), R_view, offsets, 0.5 * (lo + hi), focal_factor, k)
+    return ExportCameras(R_view, posed, offsets, piv, K, R, t, source, warns, k)
 
 
 def view_stems(names) -> list[str]:
@@ -265,7 +261,7 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
         "shape": _np(head.shape), "expression": _np(head.expression), "jaw": _np(head.jaw),
         "rotation": _np(rec.views.rotation).reshape(n, 3), "rotation_matrix": cams.R_view,
         "scale": _np(rec.views.scale).reshape(n), "trans": _np(rec.views.trans).reshape(n, 2),
-        "inv_distance": np.zeros(n) if _inv_distance(rec) is None else _inv_distance(rec).reshape(n),
+        "inv_distance": cams.inv_distance,
         "crop_size": np.int64(rec.crop_size), "crop_to_original": _np(rec.crop_to_original),
         "K": cams.K, "R": cams.R, "t": cams.t, "pivot": cams.pivot, "posed_offset": cams.offsets,
         "landmarks3d": lmk3d, "now_landmarks3d": now, "now_landmark_indices": np.asarray(NOW_LANDMARKS),
@@ -392,7 +388,7 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
         overlays = []
         if photos is not None:
             pts = cam.project_weak(cams.posed, _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
-                                   _np(rec.crop_to_original), _inv_distance(rec))
+                                   _np(rec.crop_to_original), cams.inv_distance)
             for i, photo in enumerate(photos):
                 hw = np.asarray(photo).shape[:2]
                 ohw = original_sizes[i] if original_sizes else None

@@ -78,10 +78,11 @@ class WeakPerspectiveRig:
         self.inv_distance.clamp_(0.0, self.max_inv_distance)
 
     def _inv_distances(self, detach: bool) -> torch.Tensor | None:
-        k = self.inv_distance.detach() if detach else self.inv_distance
+        """(N,) the inverse distance per view; None when it is 0 and held (MFNet's orthographic cameras)."""
+        k = self.inv_distance
         if not k.requires_grad and not bool(k.ne(0).any()):
-            return None  # orthographic: the weak-perspective cameras of MFNet, bit for bit
-        return k.expand(self.rotation.shape[0])
+            return None
+        return (k.detach() if detach else k).expand(self.rotation.shape[0])
 
     def rotations(self) -> torch.Tensor:
         """(N, 3) the head's rotation as each camera sees it."""
