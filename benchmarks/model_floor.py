@@ -17,6 +17,7 @@ true identity held.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,7 @@ def fit_floor(model, scan, k: int, expression: bool, rounds: int = 6, steps: int
 
 
 def main(argv=None) -> int:
+    from mfnet.errors import MfnetError
     from mfnet.evaluate.realscans import _model, load_scan
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -78,9 +80,13 @@ def main(argv=None) -> int:
     p.add_argument("--save", default=None, metavar="DIR")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    model = _model(None)
-    for name in args.scans.split(","):
-        scan = load_scan(name)
+    try:
+        model = _model(None)
+        scans = {name: load_scan(name) for name in args.scans.split(",")}  # every name checked before the work
+    except MfnetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, scan in scans.items():
         for k in [int(x) for x in args.components.split(",")]:
             shape, expr, s, trace = fit_floor(model, scan, min(k, model.n_shape), args.expression)
             regions = " ".join(f"{r} {v:.2f}" for r, v in s["regions"].items())

@@ -1,0 +1,198 @@
+"""The experiments behind the camera distance (docs/benchmarks.md, "The camera distance"): rerunnable.
+
+    # five real multi-view cases x seeds, NoW median (fitted / neutral) and the fitted inverse distance k
+    .venv/bin/python benchmarks/experiments/camera_distance.py [--seeds 0,1,2] [--set lr.inv_distance=0.05 ...]
+    # variants that are not settings of main:
+    ... --distance-in-landmark-stages        # k also moved by the pose and shape stages
+    ... --drop eyeLook,PupilDilate           # expression blendshapes (name prefixes) held at zero
+    ... --photo-landmarks brows:0.9          # an extra landmark term on iBUG groups in the photometric stage
+    ... --cases lee-30,lee-60 --true-cameras # the Lee renders with their true cameras (a cams.json)
+    ... --synthetic 8                        # benchmarks/bench_reconstruct.py's 3-view sets instead
+    ... --cases james-cal --landmark-residuals floor_james_k100.npz
+        # detected - fitted landmarks (% eye distance) with that identity held, cameras only, and for the default
+        # fit (identity files: benchmarks/model_floor.py --save DIR)
+
+Held distance at a value: ``--set distance.start=1.42 --set distance.estimate=false``. Default preset,
+1 torch thread, deterministic for a given thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
+from _common import parse_overrides  # noqa: E402
+
+GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
+          "mouth": range(48, 68)}
+
+
+def hold_expressions(model, prefixes: list[str]) -> None:
+    """Zero the directions of the expression blendshapes whose names start with ``prefixes``."""
+    from mfnet.headmodel.lbs import flat_dirs
+
+    names = model.data_meta["expression_names"]
+    cols = [model.n_shape + i for i, n in enumerate(names) if any(n.startswith(p) for p in prefixes)]
+    d = model.shapedirs.clone()
+    d[:, :, cols] = 0
+    model.shapedirs, model._dirs_flat = d, flat_dirs(d)
+
+
+def patch_stages(distance_in_landmark_stages: bool, photo_landmarks: str) -> None:
+    """Variants of :func:`mfnet.fit.stages.build_stages` (patched where the fitter looks it up)."""
+    import mfnet.fit.fitter as fitter
+    import mfnet.fit.stages as stages
+    from mfnet.fit.terms import LossTerm
+    from mfnet.losses.landmarks import single_view_landmark_loss
+
+    class GroupLandmarks(LossTerm):
+        name = "group_landmarks"
+
+        def __init__(self, idx, weight):
+            self.idx, self.weight = torch.tensor(idx), weight
+
+        def __call__(self, state, step):
+            l2, v = state.landmarks2d(), state.views
+            norm = torch.full((len(v),), v.size / 2.0, dtype=l2.dtype)
+            w = None if v.landmark_weights is None else v.landmark_weights[:, self.idx]
+            return self.weight * single_view_landmark_loss(l2[:, self.idx], v.landmarks[:, self.idx], w, norm)
+
+    original = stages.build_stages
+
+    def build(cfg, state, *args, **kw):
+        out = original(cfg, state, *args, **kw)
+        for s in out:
+            if distance_in_landmark_stages and s.name in ("pose", "shape") and cfg.distance.estimate:
+                s.groups = s.groups + ("distance",)
+            if s.name == "photo" and photo_landmarks:
+                for item in photo_landmarks.split(","):
+                    g, w = item.split(":")
+                    s.terms.append((GroupLandmarks(list(GROUPS[g]), float(w)), 1.0))
+        return out
+
+    fitter.build_stages = build
+
+
+def lee_true_cameras(case: str) -> Path:
+    """A cams.json of a Lee case's render cameras in the scan's frame (mm, OpenCV pixel centres)."""
+    from mfnet.evaluate.realscans import load_scan
+    from mfnet.evaluate.realscans_render import (LEE_CASES, PIVOT_BEHIND_MM, _rot, face_frame, lee_views,
+                                                 render_case)
+
+    scan, paths = load_scan("lee"), lee_views(case)
+    o, Rf = face_frame(scan.landmarks)
+    pivot = o - PIVOT_BEHIND_MM * Rf[2]
+    cams = []
+    for p, shot, (_, (K, R, t)) in zip(paths, LEE_CASES[case].shots, render_case(case, scan)):
+        Rk = _rot(shot.yaw, shot.pitch)  # the render turned the scan by Rk about the pivot
+        Kc = K.copy()
+        Kc[:2, 2] -= 0.5
+        cams.append({"image": p.name, "K": Kc.tolist(), "R": (R @ Rk).tolist(),
+                     "t": (R @ (pivot - Rk @ pivot) + t).tolist()})
+    out = paths[0].parent / "true_cams.json"
+    out.write_text(json.dumps({"units": "mm", "cameras": cams}))
+    return out
+
+
+def run_cases(args, model, overrides) -> None:
+    from mfnet.evaluate.realscans import case_views, load_scan, run_case, score_reconstruction
+    from mfnet.pipeline import reconstruct
+
+    cases = args.cases.split(",")
+    res = {c: [] for c in cases}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for c in cases:
+            if args.true_cameras:
+                paths, _ = case_views(c)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    rec = reconstruct([str(p) for p in paths], model=model, progress=False,
+                                      cameras=str(lee_true_cameras(c)), seed=seed, **overrides)
+                s = score_reconstruction(rec, load_scan("lee"), model)
+                f, n = s["fitted"]["median"], s["neutral"]["median"]
+            else:
+                r = run_case(c, "default", model, seed=seed, **overrides)
+                rec, f, n = r["rec"], r["fitted_median"], r["neutral_median"]
+            k = rec.views.inv_distance
+            res[c].append((f, n))
+            print(f"seed {seed} {c:10s} fitted {f:.3f} neutral {n:.3f} k "
+                  f"{'-' if k is None else f'{float(k[0]):.2f}'}", flush=True)
+    for i, label in enumerate(("fitted", "neutral")):
+        means = [float(np.mean([x[i] for x in res[c]])) for c in cases]
+        print(f"{label} mean over seeds: " + " ".join(f"{c} {m:.3f}" for c, m in zip(cases, means))
+              + f"  mean {np.mean(means):.3f}")
+
+
+def landmark_residuals(args, model, overrides) -> None:
+    from mfnet.evaluate.realscans import case_views
+    from mfnet.pipeline import reconstruct
+
+    for case in args.cases.split(","):
+        paths, cams = case_views(case)
+        for label, kw in (("identity held, cameras only", {"identity": args.landmark_residuals, "iters.shape": 0,
+                                                           "iters.flow": 0, "iters.photo": 0}),
+                          ("default fit", {})):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rec = reconstruct([str(p) for p in paths], model=model, progress=False, cameras=cams,
+                                **{**overrides, **kw})
+            D, F = rec.detected_landmarks, rec.fitted_landmarks
+            r = (F - D) / np.linalg.norm(D[:, 36] - D[:, 45], axis=-1)[:, None, None] * 100
+            print(f"{case}, {label}: mean |r| per view {np.linalg.norm(r, axis=-1).mean(1).round(1)} % eye distance")
+            for g, idx in GROUPS.items():
+                print(f"  {g:6s} mean (x, y) per view {np.round(r[:, list(idx)].mean(1), 1).tolist()}")
+
+
+def main() -> int:
+    from mfnet.errors import MfnetError
+
+    try:
+        return _main()
+    except MfnetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cases", default="james,james-cal,lee-30,lee-60,lee-lowres")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--drop", default="", help="expression name prefixes held at zero, comma-separated")
+    p.add_argument("--distance-in-landmark-stages", action="store_true")
+    p.add_argument("--photo-landmarks", default="", metavar="GROUP:W,...")
+    p.add_argument("--true-cameras", action="store_true", help="Lee cases with their render cameras")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic subjects instead")
+    p.add_argument("--landmark-residuals", default=None, metavar="IDENTITY.npz")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    from mfnet.evaluate.realscans import _model
+
+    overrides = parse_overrides(args.set)
+    patch_stages(args.distance_in_landmark_stages, args.photo_landmarks)
+    if args.synthetic:
+        from bench_reconstruct import SETS, run
+
+        rows = run(args.synthetic, "default", sets={k: v for k, v in SETS.items() if k.startswith("3 views")},
+                   **overrides)
+        for name, r in rows.items():
+            print(f"{name}: median {r['median_mm']:.2f} mm, mean {r['mean_mm']:.2f} mm ({r['n']} subjects)")
+        return 0
+    model = _model(None)
+    if args.drop:
+        hold_expressions(model, args.drop.split(","))
+    if args.landmark_residuals:
+        landmark_residuals(args, model, overrides)
+    else:
+        run_cases(args, model, overrides)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
