@@ -33,6 +33,14 @@ def test_overrides_by_section_dict_and_object():
     assert apply_overrides(FitConfig(), {"photo.normalise": "true"}).photo.normalise is True
 
 
+@pytest.mark.parametrize("settings", [{"distance.start": "-0.5"}, {"distance.start": "4"},
+                                      {"distance.max": "0"}, {"distance.max": "6", "distance.start": "1"}])
+def test_camera_distance_settings_are_checked(settings):
+    with pytest.raises(MfnetError, match="distance.start=.*distance.max="):
+        apply_overrides(FitConfig(), settings)
+    assert apply_overrides(FitConfig(), {"distance.start": "1.5", "distance.max": "2"}).distance.start == 1.5
+
+
 @pytest.mark.parametrize("key,value", [("iters_photo", 0), ("iters.nope", 1), ("photo.w_reg", "abc"),
                                        ("photo.normalise", "maybe"), ("photo.points", "2.5"),
                                        ("iters", {"nope": 1})])

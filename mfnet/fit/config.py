@@ -213,7 +213,12 @@ def apply_overrides(cfg: FitConfig, overrides: Mapping[str, Any]) -> FitConfig:
         else:
             raise MfnetError(f"unknown fit setting {key!r}: choose from {', '.join(setting_names())}")
     out = replace(cfg, **top)
-    return replace(out, **{sec: replace(getattr(out, sec), **vals) for sec, vals in changes.items()})
+    out = replace(out, **{sec: replace(getattr(out, sec), **vals) for sec, vals in changes.items()})
+    d = out.distance
+    if not 0.0 < d.max <= 5.0 or not 0.0 <= d.start <= d.max:  # 1 - k z must stay positive on the head
+        raise MfnetError(f"distance.start={d.start} / distance.max={d.max}: the inverse camera distance (1/m) must "
+                         "satisfy 0 <= start <= max <= 5 (a camera at least 20 cm from the head's origin)")
+    return out
 
 
 def parse_settings(items: Sequence[str]) -> dict[str, str]:
