@@ -147,7 +147,8 @@ def default() -> Preset:
 def best() -> Preset:
     """Larger crops, longer flow and photometric stages, denser samples."""
     return Preset(FitConfig(iters=StageIters(pose=80, shape=250, flow=150, photo=900), flow=FlowOptions(every=10),
-                            photo=PhotometricOptions(points=1500, refresh_every=10, w_landmarks=0.1)), PipelineSettings(384, 1024))
+                            photo=PhotometricOptions(points=1500, refresh_every=10, w_landmarks=0.1)),
+                  PipelineSettings(384, 1024))
 
 
 PRESETS = {"fast": fast, "default": default, "best": best}
