@@ -12,7 +12,10 @@ floor that no photo-based fit restricted to those components can beat on that sc
 what the head model cannot express from what the photos do not tell. Deterministic (1 thread).
 ``--save DIR`` writes each fitted code as ``DIR/floor_<scan>_k<K>.npz`` (``shape``, ``expression``),
 which ``mfnet reconstruct --identity`` (or ``run_case(..., identity=PATH)``) accepts: the fit with the
-true identity held.
+true identity held. ``--landmarks`` also prints, per iBUG group, where the model's 68 landmarks (its own
+and the detector-calibrated embedding) lie on that fitted head relative to the scan's landmarks (James:
+annotated in 3D; Lee: detected on renders), mm in the model's frame (x left, y up, z forward) after the
+NoW alignment: a landmark embedding's bias on a real face, which the fitted identity cannot explain.
 """
 from __future__ import annotations
 
@@ -69,6 +72,27 @@ def fit_floor(model, scan, k: int, expression: bool, rounds: int = 6, steps: int
     return (shape * keep).detach()[0], expr.detach()[0], s, trace + [s["median"]]
 
 
+GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
+          "mouth": range(48, 68)}
+
+
+def landmark_offsets(model, scan, shape: torch.Tensor) -> None:
+    """Print the model's landmarks minus the scan's, per group (mean x, y, z mm), for each embedding."""
+    from mfnet.evaluate.realscans import score_mesh
+
+    active = model.embedding_name
+    for name in ("static", active):
+        model.use_landmark_embedding(name)
+        with torch.no_grad():
+            o = model(shape[None])
+        v, lm = o.vertices[0].numpy(), o.landmarks[0].numpy()
+        al = score_mesh(v, model.faces.cpu().numpy(), lm, scan)["alignment"]
+        d = lm * 1000.0 - al.inverse_apply(np.asarray(scan.landmarks, np.float64))
+        print(f"  {name:9s} model - scan landmarks, mean (x, y, z) mm: "
+              + "  ".join(f"{g} {np.round(d[list(i)].mean(0), 1).tolist()}" for g, i in GROUPS.items()))
+    model.use_landmark_embedding(active)
+
+
 def main(argv=None) -> int:
     from mfnet.errors import MfnetError
     from mfnet.evaluate.realscans import _model, load_scan
@@ -78,6 +102,7 @@ def main(argv=None) -> int:
     p.add_argument("--components", default="10,30,100", help="identity components K (comma-separated)")
     p.add_argument("--expression", action="store_true", help="also fit the expression blendshapes")
     p.add_argument("--save", default=None, metavar="DIR")
+    p.add_argument("--landmarks", action="store_true", help="the landmark embeddings' offsets on the fitted head")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     try:
@@ -93,6 +118,8 @@ def main(argv=None) -> int:
             print(f"{name:6s} K={k:3d}{' +expression' if args.expression else ''}: median {s['median']:.3f} mm "
                   f"(rounds {' '.join(f'{m:.3f}' for m in trace)}) |shape| {float(shape.norm()):.1f}  {regions}",
                   flush=True)
+            if args.landmarks:
+                landmark_offsets(model, scan, shape)
             if args.save:
                 Path(args.save).mkdir(parents=True, exist_ok=True)
                 np.savez(Path(args.save) / f"floor_{name}_k{k}.npz", shape=shape.numpy(), expression=expr.numpy())

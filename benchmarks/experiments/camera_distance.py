@@ -6,14 +6,17 @@
     ... --distance-in-landmark-stages        # k also moved by the pose and shape stages
     ... --drop eyeLook,PupilDilate           # expression blendshapes (name prefixes) held at zero
     ... --photo-landmarks brows:0.9          # an extra landmark term on iBUG groups in the photometric stage
+    ... --group-weights brows:0.3            # the detected landmarks of iBUG groups weighted by a factor (all stages)
+    ... --static-groups brows                # those groups of the calibrated embedding: the model's own points
+    ... --brow-shift 1.0                     # the brows' mean vertical residual per view removed (x this factor)
     ... --cases lee-30,lee-60 --true-cameras # the Lee renders with their true cameras (a cams.json)
     ... --synthetic 8                        # benchmarks/bench_reconstruct.py's 3-view sets instead
     ... --cases james-cal --landmark-residuals floor_james_k100.npz
         # detected - fitted landmarks (% eye distance) with that identity held, cameras only, and for the default
         # fit (identity files: benchmarks/model_floor.py --save DIR)
 
-Held distance at a value: ``--set distance.start=1.42 --set distance.estimate=false``. Default preset,
-1 torch thread, deterministic for a given thread count.
+Held distance at a value: ``--set distance.start=1.42 --set distance.estimate=false``. Default preset
+(``--preset best`` for another), 1 torch thread, deterministic for a given thread count.
 """
 from __future__ import annotations
 
@@ -79,6 +82,61 @@ def patch_stages(distance_in_landmark_stages: bool, photo_landmarks: str) -> Non
     fitter.build_stages = build
 
 
+def patch_group_weights(spec: str) -> None:
+    """Multiply the visibility weights of iBUG groups (``brows:0.3,jaw:0.5``) of every detected view."""
+    import mfnet.pipeline as pipeline
+
+    original = pipeline._prepare_views
+
+    def prepare(*a, **kw):
+        views, names = original(*a, **kw)
+        for item in spec.split(","):
+            g, w = item.split(":")
+            views.landmark_weights[:, list(GROUPS[g])] *= float(w)
+        return views, names
+
+    pipeline._prepare_views = prepare
+
+
+def static_groups(model, groups: list[str]) -> None:
+    """Replace ``groups`` of the model's 'mediapipe' embedding by its static (own) landmarks."""
+    data = model._data
+    faces, bary = (np.array(a) for a in data.embeddings["mediapipe"])
+    for g in groups:
+        idx = list(GROUPS[g])
+        faces[idx], bary[idx] = np.asarray(data.lmk_faces_idx)[idx], np.asarray(data.lmk_bary_coords)[idx]
+    data.embeddings["mediapipe"] = (faces, bary)
+    model.use_landmark_embedding("static")
+    model.use_landmark_embedding("mediapipe")
+
+
+def patch_brow_shift(factor: float) -> None:
+    """The 68-point term compares the brows after removing ``factor`` x their mean vertical residual
+    (per view, weighted; no gradient through the shift): a per-person brow height that the identity and
+    expression need not explain."""
+    import mfnet.fit.terms as terms
+
+    brows = list(GROUPS["brows"])
+
+    def parts(self, state, step):
+        views, S = state.views, state.views.size
+        lmk2d = state.landmarks2d()
+        norm = torch.full((len(views),), S / 2.0, dtype=lmk2d.dtype, device=lmk2d.device)
+        target = views.landmarks.clone()
+        with torch.no_grad():
+            w = views.landmark_weights[:, brows]
+            r = (lmk2d[:, brows, 1] - target[:, brows, 1]) * w
+            target[:, brows, 1] += factor * r.sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1e-9)
+        out = {}
+        for k, wk in self.weights.items():
+            if wk > 0:
+                out[k] = wk * self.losses[k](lmk2d, target if k == "singlelmk" else views.landmarks,
+                                             views.landmark_weights, norm)
+        return out
+
+    terms.LandmarkTerms.parts = parts
+
+
 def lee_true_cameras(case: str) -> Path:
     """A cams.json of a Lee case's render cameras in the scan's frame (mm, OpenCV pixel centres)."""
     from mfnet.evaluate.realscans import load_scan
@@ -117,7 +175,7 @@ def run_cases(args, model, overrides) -> None:
                 s = score_reconstruction(rec, load_scan("lee"), model)
                 f, n = s["fitted"]["median"], s["neutral"]["median"]
             else:
-                r = run_case(c, "default", model, seed=seed, **overrides)
+                r = run_case(c, args.preset, model, seed=seed, **overrides)
                 rec, f, n = r["rec"], r["fitted_median"], r["neutral_median"]
             k = rec.views.inv_distance
             res[c].append((f, n))
@@ -163,10 +221,14 @@ def _main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cases", default="james,james-cal,lee-30,lee-60,lee-lowres")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--preset", default="default", help="fit preset of the real cases (default: default)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--drop", default="", help="expression name prefixes held at zero, comma-separated")
     p.add_argument("--distance-in-landmark-stages", action="store_true")
     p.add_argument("--photo-landmarks", default="", metavar="GROUP:W,...")
+    p.add_argument("--group-weights", default="", metavar="GROUP:W,...")
+    p.add_argument("--static-groups", default="", metavar="GROUP,...")
+    p.add_argument("--brow-shift", type=float, default=0.0)
     p.add_argument("--true-cameras", action="store_true", help="Lee cases with their render cameras")
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic subjects instead")
     p.add_argument("--landmark-residuals", default=None, metavar="IDENTITY.npz")
@@ -176,6 +238,10 @@ def _main() -> int:
 
     overrides = parse_overrides(args.set)
     patch_stages(args.distance_in_landmark_stages, args.photo_landmarks)
+    if args.brow_shift:
+        patch_brow_shift(args.brow_shift)
+    if args.group_weights:
+        patch_group_weights(args.group_weights)
     if args.synthetic:
         from bench_reconstruct import SETS, run
 
@@ -185,6 +251,8 @@ def _main() -> int:
             print(f"{name}: median {r['median_mm']:.2f} mm, mean {r['mean_mm']:.2f} mm ({r['n']} subjects)")
         return 0
     model = _model(None)
+    if args.static_groups:
+        static_groups(model, args.static_groups.split(","))
     if args.drop:
         hold_expressions(model, args.drop.split(","))
     if args.landmark_residuals:

