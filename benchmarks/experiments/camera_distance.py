@@ -8,6 +8,7 @@
     ... --photo-landmarks brows:0.9          # an extra landmark term on iBUG groups in the photometric stage
     ... --group-weights brows:0.3            # the detected landmarks of iBUG groups weighted by a factor (all stages)
     ... --static-groups brows                # those groups of the calibrated embedding: the model's own points
+    ... --photo-cauchy 0.1                   # photometric residuals under a Cauchy loss of that scale (log units)
     ... --brow-shift 1.0                     # the brows' mean vertical residual per view removed (x this factor)
     ... --cases lee-30,lee-60 --true-cameras # the Lee renders with their true cameras (a cams.json)
     ... --synthetic 8                        # benchmarks/bench_reconstruct.py's 3-view sets instead
@@ -137,6 +138,34 @@ def patch_brow_shift(factor: float) -> None:
     terms.LandmarkTerms.parts = parts
 
 
+def patch_photo_cauchy(scale: float) -> None:
+    """The photometric term's Charbonnier replaced by a Cauchy loss of ``scale`` with the same curvature at
+    zero, ``c^2 / (2 eps) log(1 + d^2 / c^2)``: residuals far beyond c (highlights, shadows) lose their pull."""
+    import mfnet.fit.terms as terms
+    import mfnet.losses.photometric as ph
+
+    def loss(verts, normals, faces, cameras, size, logs, sh_coeffs, samples, eps=0.02, min_shading=0.05,
+             min_cos=0.0, plan=None, normalise=False, eps_normalised=0.1):
+        if len(samples) == 0:
+            return verts.sum() * 0
+        N, V = verts.shape[:2]
+        plan = plan if plan is not None else ph.PhotoPlan.build(samples, faces, N, V, verts.dtype)
+        feats = [cameras.project(verts, (size, size))[..., :2], normals]
+        if min_cos > 0:
+            feats.append(cameras.view_dirs(verts).detach())
+        at = plan.lookup(torch.cat(feats, -1).reshape(N * V, -1))
+        n = at[:, 2:5] / torch.linalg.vector_norm(at[:, 2:5], dim=-1, keepdim=True).clamp_min(1e-12)
+        d = plan.diff(ph._log_albedo(at[:, :2], n, logs, sh_coeffs, plan.ranges, size, min_shading))
+        rho = scale ** 2 / (2 * eps) * torch.log1p((d / scale) ** 2)
+        if min_cos <= 0:
+            return rho.mean()
+        cos = (n.detach() * at[:, 5:8].detach()).sum(-1).abs()
+        wt = ((torch.minimum(cos[plan.pos_a], cos[plan.pos_b]) - min_cos) / 0.2).clamp(0, 1)[:, None]
+        return (rho * wt).sum() / (wt.sum() * rho.shape[1]).clamp_min(1e-12)
+
+    terms.photometric_consistency_loss = loss
+
+
 def lee_true_cameras(case: str) -> Path:
     """A cams.json of a Lee case's render cameras in the scan's frame (mm, OpenCV pixel centres)."""
     from mfnet.evaluate.realscans import load_scan
@@ -229,6 +258,7 @@ def _main() -> int:
     p.add_argument("--group-weights", default="", metavar="GROUP:W,...")
     p.add_argument("--static-groups", default="", metavar="GROUP,...")
     p.add_argument("--brow-shift", type=float, default=0.0)
+    p.add_argument("--photo-cauchy", type=float, default=0.0, metavar="SCALE")
     p.add_argument("--true-cameras", action="store_true", help="Lee cases with their render cameras")
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic subjects instead")
     p.add_argument("--landmark-residuals", default=None, metavar="IDENTITY.npz")
@@ -238,6 +268,8 @@ def _main() -> int:
 
     overrides = parse_overrides(args.set)
     patch_stages(args.distance_in_landmark_stages, args.photo_landmarks)
+    if args.photo_cauchy:
+        patch_photo_cauchy(args.photo_cauchy)
     if args.brow_shift:
         patch_brow_shift(args.brow_shift)
     if args.group_weights:
