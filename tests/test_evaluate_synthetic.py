@@ -72,3 +72,21 @@ def test_template_landmarks_ignore_the_embedding_in_use(model):
                 assert torch.allclose(model.template_landmarks(), own, atol=1e-6)
             finally:
                 model.use_landmark_embedding("static")
+
+
+def test_perspective_renders_magnify_what_is_near(model):
+    """``inv_distance``: a pinhole at 1/k m; the eyes (in front) grow against the jaw ends (further back)
+    as the camera comes closer, the head stays in the frame, and k = 0 is orthographic."""
+    from mfnet.data.synthetic import render_subject
+
+    def ratio(k):
+        s = render_subject(model, (0.0,), image_size=128, seed=3, inv_distance=k)
+        lm = s.landmarks2d[0]
+        assert (s.cameras.inv_distance is None) == (k == 0)
+        proj = s.cameras.project(s.vertices, (128, 128))[..., :2]
+        assert bool((proj.amin(1) >= 0).all()) and bool((proj.amax(1) < 128).all())  # the whole head in frame
+        return float((lm[45] - lm[36]).norm() / (lm[16] - lm[0]).norm())
+
+    r0, r1, r2 = ratio(0.0), ratio(1.0), ratio(2.5)
+    assert r0 < r1 < r2
+    assert r2 / r0 > 1.05

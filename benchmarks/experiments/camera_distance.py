@@ -12,6 +12,7 @@
     ... --brow-shift 1.0                     # the brows' mean vertical residual per view removed (x this factor)
     ... --cases lee-30,lee-60 --true-cameras # the Lee renders with their true cameras (a cams.json)
     ... --synthetic 8                        # benchmarks/bench_reconstruct.py's 3-view sets instead
+    ... --synthetic 8 --inv-distance 1.5     # ... rendered in perspective, 1/1.5 m from the head's origin
     ... --cases james-cal --landmark-residuals floor_james_k100.npz
         # detected - fitted landmarks (% eye distance) with that identity held, cameras only, and for the default
         # fit (identity files: benchmarks/model_floor.py --save DIR)
@@ -261,6 +262,7 @@ def _main() -> int:
     p.add_argument("--photo-cauchy", type=float, default=0.0, metavar="SCALE")
     p.add_argument("--true-cameras", action="store_true", help="Lee cases with their render cameras")
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic subjects instead")
+    p.add_argument("--inv-distance", type=float, default=0.0, metavar="K", help="--synthetic: perspective renders")
     p.add_argument("--landmark-residuals", default=None, metavar="IDENTITY.npz")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -277,8 +279,8 @@ def _main() -> int:
     if args.synthetic:
         from bench_reconstruct import SETS, run
 
-        rows = run(args.synthetic, "default", sets={k: v for k, v in SETS.items() if k.startswith("3 views")},
-                   **overrides)
+        rows = run(args.synthetic, args.preset, sets={k: v for k, v in SETS.items() if k.startswith("3 views")},
+                   inv_distance=args.inv_distance, **overrides)
         for name, r in rows.items():
             print(f"{name}: median {r['median_mm']:.2f} mm, mean {r['mean_mm']:.2f} mm ({r['n']} subjects)")
         return 0

@@ -106,8 +106,10 @@ def random_expression(model: HeadModel, generator: torch.Generator, scale: float
 
 def render_subject(model: HeadModel, yaws_deg=(-30.0, 0.0, 30.0), image_size: int = 256, seed: int = 0,
                    shape_scale: float = 1.0, expression_scale: float = 1.0, renderer: Renderer | None = None,
-                   background: float = 0.5) -> SyntheticSubject:
-    """Render one random subject from several yaw angles (degrees; positive turns the face to its left)."""
+                   background: float = 0.5, inv_distance: float = 0.0) -> SyntheticSubject:
+    """Render one random subject from several yaw angles (degrees; positive turns the face to its left).
+    ``inv_distance`` (1/m, > 0): a perspective camera 1 / inv_distance from the head's origin (about
+    10 cm behind the face), like a real photo; 0: scaled orthographic, MFNet's camera."""
     g = torch.Generator().manual_seed(seed)
     dt = model.v_template.dtype
     n = len(yaws_deg)
@@ -119,7 +121,7 @@ def render_subject(model: HeadModel, yaws_deg=(-30.0, 0.0, 30.0), image_size: in
     canonical = model(shape[None], expression[None], pose[None]).vertices[0]
     with torch.no_grad():
         out = model(shape.expand(n, -1), expression.expand(n, -1), _with_global(pose, rot))
-    cams = frame_cameras(out.vertices)
+    cams = frame_cameras(out.vertices, inv_distance=inv_distance)
     light = frontal_light(n=n, dtype=dt) * (0.9 + 0.2 * torch.rand(n, 1, 1, generator=g)).to(dt)
     albedo = skin_albedo(model, g, dt)
     renderer = renderer or Renderer(image_size)

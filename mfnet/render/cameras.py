@@ -203,8 +203,12 @@ def intrinsics_from_fov(fov_deg: float, image_size, batch: int = 1, dtype=None, 
     return K.expand(batch, 3, 3).clone()
 
 
-def frame_cameras(vertices: torch.Tensor, fill: float = 0.75) -> WeakPerspectiveCameras:
-    """Weak-perspective cameras that centre each view's vertices and fill ``fill`` of the frame."""
+def frame_cameras(vertices: torch.Tensor, fill: float = 0.75, inv_distance: float = 0.0) -> WeakPerspectiveCameras:
+    """Weak-perspective cameras that centre each view's (B, V, 3) vertices and fill ``fill`` of the frame
+    (of the plane z = 0); ``inv_distance`` > 0 puts a pinhole at 1 / inv_distance on the +z axis (see
+    :class:`WeakPerspectiveCameras`), 0 keeps them scaled orthographic."""
     lo, hi = vertices[..., :2].amin(1), vertices[..., :2].amax(1)
     center, extent = (lo + hi) / 2, (hi - lo).amax(-1)
-    return WeakPerspectiveCameras(scale=2 * fill / extent, trans=-center)
+    k = float(inv_distance)
+    return WeakPerspectiveCameras(scale=2 * fill / extent, trans=-center,
+                                  inv_distance=torch.full_like(extent, k) if k > 0 else None)
