@@ -72,16 +72,13 @@ def fit_floor(model, scan, k: int, expression: bool, rounds: int = 6, steps: int
     return (shape * keep).detach()[0], expr.detach()[0], s, trace + [s["median"]]
 
 
-GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
-          "mouth": range(48, 68)}
-
-
 def landmark_offsets(model, scan, shape: torch.Tensor) -> None:
     """Print the model's landmarks minus the scan's, per group (mean x, y, z mm), for each embedding."""
     from mfnet.evaluate.realscans import score_mesh
+    from mfnet.ibug import GROUPS
 
     active = model.embedding_name
-    for name in ("static", active):
+    for name in dict.fromkeys(("static", active)):
         model.use_landmark_embedding(name)
         with torch.no_grad():
             o = model(shape[None])

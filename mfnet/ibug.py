@@ -10,6 +10,9 @@ EYE_RIGHT = tuple(range(36, 42))
 EYE_LEFT = tuple(range(42, 48))
 MOUTH_OUTER = tuple(range(48, 60))
 MOUTH_INNER = tuple(range(60, 68))
+#: coarse groups by name, for per-group reports
+GROUPS = {"jaw": JAW, "brows": BROW_RIGHT + BROW_LEFT, "nose": NOSE, "eyes": EYE_RIGHT + EYE_LEFT,
+          "mouth": MOUTH_OUTER + MOUTH_INNER}
 #: brows, nose, eyes, mouth: the 51 points that stay on one surface point when the head turns (the jaw
 #: contour follows the silhouette)
 INNER = tuple(range(17, 68))

@@ -34,8 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
 from _common import parse_overrides  # noqa: E402
 
-GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
-          "mouth": range(48, 68)}
+from mfnet.ibug import GROUPS  # noqa: E402
 
 
 def hold_expressions(model, prefixes: list[str]) -> None:
@@ -115,56 +114,34 @@ def static_groups(model, groups: list[str]) -> None:
 def patch_brow_shift(factor: float) -> None:
     """The 68-point term compares the brows after removing ``factor`` x their mean vertical residual
     (per view, weighted; no gradient through the shift): a per-person brow height that the identity and
-    expression need not explain."""
+    expression need not explain. Wraps the 68-point loss of each landmark term built after this patch."""
     import mfnet.fit.terms as terms
 
-    brows = list(GROUPS["brows"])
+    brows, base = list(GROUPS["brows"]), terms.single_view_landmark_loss
 
-    def parts(self, state, step):
-        views, S = state.views, state.views.size
-        lmk2d = state.landmarks2d()
-        norm = torch.full((len(views),), S / 2.0, dtype=lmk2d.dtype, device=lmk2d.device)
-        target = views.landmarks.clone()
+    def shifted(pred, target, weights=None, norm=None):
         with torch.no_grad():
-            w = views.landmark_weights[:, brows]
-            r = (lmk2d[:, brows, 1] - target[:, brows, 1]) * w
+            w = torch.ones_like(target[:, brows, 1]) if weights is None else weights[:, brows]
+            r = (pred[:, brows, 1] - target[:, brows, 1]) * w
+            target = target.clone()
             target[:, brows, 1] += factor * r.sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1e-9)
-        out = {}
-        for k, wk in self.weights.items():
-            if wk > 0:
-                out[k] = wk * self.losses[k](lmk2d, target if k == "singlelmk" else views.landmarks,
-                                             views.landmark_weights, norm)
-        return out
+        return base(pred, target, weights, norm)
 
-    terms.LandmarkTerms.parts = parts
+    init = terms.LandmarkTerms.__init__
+
+    def patched_init(self, *a, **kw):
+        init(self, *a, **kw)
+        self.losses["singlelmk"] = shifted
+
+    terms.LandmarkTerms.__init__ = patched_init
 
 
 def patch_photo_cauchy(scale: float) -> None:
     """The photometric term's Charbonnier replaced by a Cauchy loss of ``scale`` with the same curvature at
     zero, ``c^2 / (2 eps) log(1 + d^2 / c^2)``: residuals far beyond c (highlights, shadows) lose their pull."""
-    import mfnet.fit.terms as terms
     import mfnet.losses.photometric as ph
 
-    def loss(verts, normals, faces, cameras, size, logs, sh_coeffs, samples, eps=0.02, min_shading=0.05,
-             min_cos=0.0, plan=None, normalise=False, eps_normalised=0.1):
-        if len(samples) == 0:
-            return verts.sum() * 0
-        N, V = verts.shape[:2]
-        plan = plan if plan is not None else ph.PhotoPlan.build(samples, faces, N, V, verts.dtype)
-        feats = [cameras.project(verts, (size, size))[..., :2], normals]
-        if min_cos > 0:
-            feats.append(cameras.view_dirs(verts).detach())
-        at = plan.lookup(torch.cat(feats, -1).reshape(N * V, -1))
-        n = at[:, 2:5] / torch.linalg.vector_norm(at[:, 2:5], dim=-1, keepdim=True).clamp_min(1e-12)
-        d = plan.diff(ph._log_albedo(at[:, :2], n, logs, sh_coeffs, plan.ranges, size, min_shading))
-        rho = scale ** 2 / (2 * eps) * torch.log1p((d / scale) ** 2)
-        if min_cos <= 0:
-            return rho.mean()
-        cos = (n.detach() * at[:, 5:8].detach()).sum(-1).abs()
-        wt = ((torch.minimum(cos[plan.pos_a], cos[plan.pos_b]) - min_cos) / 0.2).clamp(0, 1)[:, None]
-        return (rho * wt).sum() / (wt.sum() * rho.shape[1]).clamp_min(1e-12)
-
-    terms.photometric_consistency_loss = loss
+    ph.charbonnier = lambda d, eps: scale ** 2 / (2 * eps) * torch.log1p((d / scale) ** 2)
 
 
 def lee_true_cameras(case: str) -> Path:

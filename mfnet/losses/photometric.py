@@ -123,6 +123,11 @@ def _log_albedo(pts: torch.Tensor, normals: torch.Tensor, logs: torch.Tensor, sh
     return torch.cat(out)
 
 
+def charbonnier(d: torch.Tensor, eps: float) -> torch.Tensor:
+    """The robust penalty of the residuals ``d``: ``sqrt(d^2 + eps^2) - eps`` (quadratic below eps, then linear)."""
+    return torch.sqrt(d ** 2 + eps ** 2) - eps
+
+
 def photometric_consistency_loss(verts: torch.Tensor, normals: torch.Tensor, faces: torch.Tensor, cameras,
                                  size: int, logs: torch.Tensor, sh_coeffs: torch.Tensor, samples: SurfaceSamples,
                                  eps: float = 0.02, min_shading: float = 0.05, min_cos: float = 0.0,
@@ -167,7 +172,7 @@ def photometric_consistency_loss(verts: torch.Tensor, normals: torch.Tensor, fac
         eps = eps_normalised
     else:
         d = plan.diff(albedo)
-    rho = torch.sqrt(d ** 2 + eps ** 2) - eps
+    rho = charbonnier(d, eps)
     if wt is None:
         return rho.mean()
     return (rho * wt).sum() / (wt.sum() * rho.shape[1]).clamp_min(1e-12)
