@@ -13,6 +13,8 @@
     ... --cases lee-30,lee-60 --true-cameras # the Lee renders with their true cameras (a cams.json)
     ... --synthetic 8                        # benchmarks/bench_reconstruct.py's 3-view sets instead
     ... --synthetic 8 --inv-distance 1.5     # ... rendered in perspective, 1/1.5 m from the head's origin
+    ... --cases james --seeds 0 --diagnose   # + per-region error, landmark residuals per iBUG group (James: also
+        # against his annotated 3D landmarks projected through the rig) and the largest expression coefficients
     ... --cases james-cal --landmark-residuals floor_james_k100.npz
         # detected - fitted landmarks (% eye distance) with that identity held, cameras only, and for the default
         # fit (identity files: benchmarks/model_floor.py --save DIR)
@@ -188,10 +190,40 @@ def run_cases(args, model, overrides) -> None:
             res[c].append((f, n))
             print(f"seed {seed} {c:10s} fitted {f:.3f} neutral {n:.3f} k "
                   f"{'-' if k is None else f'{float(k[0]):.2f}'}", flush=True)
+            if args.diagnose and not args.true_cameras:
+                diagnose(c, r, model)
     for i, label in enumerate(("fitted", "neutral")):
         means = [float(np.mean([x[i] for x in res[c]])) for c in cases]
         print(f"{label} mean over seeds: " + " ".join(f"{c} {m:.3f}" for c, m in zip(cases, means))
               + f"  mean {np.mean(means):.3f}")
+
+
+def group_residuals(label: str, a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> None:
+    """Print ``a - b`` ((N, 68, 2) pixels) per view and iBUG group, in % of ``ref``'s eye distance."""
+    r = (a - b) / np.linalg.norm(ref[:, 36] - ref[:, 45], axis=-1)[:, None, None] * 100
+    print(f"  {label}: mean |r| per view {np.linalg.norm(r, axis=-1).mean(1).round(1)} % eye distance")
+    for g, idx in GROUPS.items():
+        print(f"    {g:6s} mean (x, y) per view {np.round(r[:, list(idx)].mean(1), 1).tolist()}")
+
+
+def diagnose(case: str, r: dict, model) -> None:
+    """Regions, landmark residuals and the largest expression coefficients of a :func:`run_case` result."""
+    from mfnet.evaluate.realscans import james_cameras, load_scan
+
+    rec = r["rec"]
+    for label, key in (("fitted", "regions"), ("neutral", "neutral_regions")):
+        print(f"  regions {label}: " + " ".join(f"{k} {v:.2f}" for k, v in r[key].items()))
+    D, F = rec.detected_landmarks, rec.fitted_landmarks
+    group_residuals("fitted - detected", F, D, D)
+    if case in ("james", "james-cal"):  # the annotated 3D landmarks through the rig's cameras (OpenCV pixels)
+        X = np.asarray(load_scan("james").landmarks, np.float64)
+        T = np.stack([(lambda x: x[:, :2] / x[:, 2:] - 0.5)((K @ (R @ X.T + t.reshape(3, 1))).T)
+                      for K, R, t in james_cameras().values()])
+        group_residuals("detected - annotated", D, T, T)
+        group_residuals("fitted - annotated", F, T, T)
+    e = np.asarray(rec.head.expression, np.float64).ravel()
+    names = model.data_meta.get("expression_names") or [str(i) for i in range(e.size)]
+    print("  largest expressions: " + ", ".join(f"{names[i]} {e[i]:.2f}" for i in np.argsort(-np.abs(e))[:6]))
 
 
 def landmark_residuals(args, model, overrides) -> None:
@@ -207,11 +239,8 @@ def landmark_residuals(args, model, overrides) -> None:
                 warnings.simplefilter("ignore")
                 rec = reconstruct([str(p) for p in paths], model=model, progress=False, cameras=cams,
                                 **{**overrides, **kw})
-            D, F = rec.detected_landmarks, rec.fitted_landmarks
-            r = (F - D) / np.linalg.norm(D[:, 36] - D[:, 45], axis=-1)[:, None, None] * 100
-            print(f"{case}, {label}: mean |r| per view {np.linalg.norm(r, axis=-1).mean(1).round(1)} % eye distance")
-            for g, idx in GROUPS.items():
-                print(f"  {g:6s} mean (x, y) per view {np.round(r[:, list(idx)].mean(1), 1).tolist()}")
+            print(f"{case}, {label}:")
+            group_residuals("fitted - detected", rec.fitted_landmarks, rec.detected_landmarks, rec.detected_landmarks)
 
 
 def main() -> int:
@@ -241,6 +270,7 @@ def _main() -> int:
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic subjects instead")
     p.add_argument("--inv-distance", type=float, default=0.0, metavar="K", help="--synthetic: perspective renders")
     p.add_argument("--landmark-residuals", default=None, metavar="IDENTITY.npz")
+    p.add_argument("--diagnose", action="store_true", help="regions, landmark residuals, expressions per case")
     args = p.parse_args()
     torch.set_num_threads(1)
     from mfnet.evaluate.realscans import _model
