@@ -110,6 +110,8 @@ def main():
     ap.add_argument("--ablate", action="store_true",
                     help="paper Table 3: rerun the 3-view ±60° set with each loss removed")
     args = ap.parse_args()
+    if not args.inv_distance >= 0:
+        ap.error(f"--inv-distance must be >= 0 (1/m; 0: orthographic), got {args.inv_distance}")
     torch.set_num_threads(args.threads)
     if args.ablate:
         sets = {"3 views (0°, ±60°)": SETS["3 views (0°, ±60°)"]}

@@ -90,3 +90,5 @@ def test_perspective_renders_magnify_what_is_near(model):
     r0, r1, r2 = ratio(0.0), ratio(1.0), ratio(2.5)
     assert r0 < r1 < r2
     assert r2 / r0 > 1.05
+    with pytest.raises(ValueError, match="inv_distance must be >= 0"):
+        render_subject(model, (0.0,), image_size=64, seed=3, inv_distance=-1.0)

@@ -272,6 +272,8 @@ def _main() -> int:
     p.add_argument("--landmark-residuals", default=None, metavar="IDENTITY.npz")
     p.add_argument("--diagnose", action="store_true", help="regions, landmark residuals, expressions per case")
     args = p.parse_args()
+    if not args.inv_distance >= 0:
+        p.error(f"--inv-distance must be >= 0 (1/m; 0: orthographic), got {args.inv_distance}")
     torch.set_num_threads(1)
     from mfnet.evaluate.realscans import _model
 

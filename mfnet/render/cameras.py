@@ -210,5 +210,7 @@ def frame_cameras(vertices: torch.Tensor, fill: float = 0.75, inv_distance: floa
     lo, hi = vertices[..., :2].amin(1), vertices[..., :2].amax(1)
     center, extent = (lo + hi) / 2, (hi - lo).amax(-1)
     k = float(inv_distance)
+    if not k >= 0:
+        raise ValueError(f"inv_distance must be >= 0 (1/m; 0: orthographic), got {inv_distance!r}")
     return WeakPerspectiveCameras(scale=2 * fill / extent, trans=-center,
                                   inv_distance=torch.full_like(extent, k) if k > 0 else None)
