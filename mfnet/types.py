@@ -70,13 +70,22 @@ class Views:
 
 @dataclass
 class HeadParams:
-    """Parameters shared by all views of one subject (one moment in time)."""
+    """Parameters shared by all views of one subject (one moment in time). A fit of one head per
+    view (:class:`mfnet.fit.fitter.MultiViewFitter` with ``per_view_heads``) holds (N, S), (N, E)
+    and (N, 3) instead."""
 
-    shape: torch.Tensor  # (S,)
-    expression: torch.Tensor  # (E,)
-    jaw: torch.Tensor  # (3,) axis-angle
+    shape: torch.Tensor  # (S,) or (N, S)
+    expression: torch.Tensor  # (E,) or (N, E)
+    jaw: torch.Tensor  # (3,) or (N, 3) axis-angle
     neck: torch.Tensor | None = None  # (3,) axis-angle, usually folded into the view rotation
     eyes: torch.Tensor | None = None  # (6,) left then right eye axis-angle
+
+    def codes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shape (B, S) and expression (B, E) as the head model takes them: B = 1 for one shared head,
+        N for one head per view."""
+        if self.shape.dim() == 2:
+            return self.shape, self.expression
+        return self.shape[None], self.expression[None]
 
     def pose(self, view_rotations: torch.Tensor) -> torch.Tensor:
         """Full FLAME pose (N, 15) for ``view_rotations (N, 3)``: [global, neck, jaw, eye_l, eye_r]."""
@@ -84,8 +93,9 @@ class HeadParams:
         z = view_rotations.new_zeros(3)
         parts = [self.neck if self.neck is not None else z, self.jaw,
                  self.eyes if self.eyes is not None else view_rotations.new_zeros(6)]
-        rest = torch.cat([p.to(view_rotations) for p in parts])
-        return torch.cat([view_rotations, rest.expand(n, -1)], dim=1)
+        rest = torch.cat([p.to(view_rotations).expand(n, -1) if p.dim() == 1 else p.to(view_rotations)
+                          for p in parts], dim=1)
+        return torch.cat([view_rotations, rest], dim=1)
 
     def detach(self) -> "HeadParams":
         d = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}

@@ -69,15 +69,23 @@ def face_regions(model: HeadModel) -> tuple[torch.Tensor | None, torch.Tensor | 
 
 class MultiViewFitter:
     """Fit a :class:`HeadModel` to :class:`Views`. ``fixed_shape`` keeps a known identity;
-    ``cameras`` (crop-pixel :class:`PerspectiveCameras`) fixes a calibrated rig."""
+    ``cameras`` (crop-pixel :class:`PerspectiveCameras`) fixes a calibrated rig. ``heads`` (N,)
+    fits several heads at once, view i showing head ``heads[i]`` of 0..H-1, each as its views would
+    fit alone (landmark stages only, weak perspective; :func:`mfnet.fit.stages.head_prior_weights`):
+    one batched fit in place of H small ones (:mod:`mfnet.fit.identity`)."""
 
     def __init__(self, model: HeadModel, config: FitConfig | None = None, fixed_shape: torch.Tensor | None = None,
-                 progress: bool = True, cameras: PerspectiveCameras | None = None):
+                 progress: bool = True, cameras: PerspectiveCameras | None = None, heads: list[int] | None = None):
+        if heads is not None and (fixed_shape is not None or cameras is not None
+                                  or sorted(set(heads)) != list(range(max(heads, default=-1) + 1))):
+            raise ValueError("heads: view i shows head heads[i], every head 0..H-1 in some view; "
+                             "free heads under weak perspective only (no fixed_shape or cameras)")
         self.model = model
         self.cfg = config or FitConfig()
         self.fixed_shape = fixed_shape
         self.progress = progress
         self.cameras = cameras
+        self.heads = heads
         self.face_region, self.photo_region = face_regions(model)
         self._flow = None
 
@@ -99,7 +107,13 @@ class MultiViewFitter:
             if self.fixed_shape is None:
                 shape = h0.shape.to(dev, dt).clone()
             expr, jaw = h0.expression.to(dev, dt).clone(), h0.jaw.to(dev, dt).clone()
-        head = HeadParams(shape, expr, jaw)
+        heads = None
+        if self.heads is not None:
+            if len(self.heads) != len(views):
+                raise ValueError(f"heads: {len(self.heads)} entries for {len(views)} views")
+            heads = torch.as_tensor(self.heads, dtype=torch.long, device=dev)
+            shape, expr, jaw = (t.expand(max(self.heads) + 1, -1).clone() for t in (shape, expr, jaw))
+        head = HeadParams(shape, expr, jaw) if heads is None else HeadParams(shape[heads], expr[heads], jaw[heads])
         if self.cameras is not None:
             rig = CalibratedRig.initialise(model, views, head, self.cameras)
         else:
@@ -107,7 +121,7 @@ class MultiViewFitter:
                                                 self.cfg.dynamic_contour, self.cfg.distance)
         return FitState(model, views, rig, shape.requires_grad_(self.fixed_shape is None), expr.requires_grad_(),
                         jaw.requires_grad_(), shape_fixed=self.fixed_shape is not None,
-                        dynamic_contour=self.cfg.dynamic_contour)
+                        dynamic_contour=self.cfg.dynamic_contour, heads=heads)
 
     def stages(self, state: FitState):
         """The stages this fitter runs on ``state`` (:func:`mfnet.fit.stages.build_stages`)."""
@@ -140,11 +154,13 @@ class MultiViewFitter:
     def _result(self, state: FitState, history, timings, mags) -> FitResult:
         model, S, n = self.model, state.views.size, len(state.views)
         head = HeadParams(state.shape.detach(), state.expression.detach(), state.jaw.detach())
-        vp = state.rig.view_params(model, head, S, self.cfg.dynamic_contour)
+        seen = head if state.heads is None else state.head.detach()  # per view with several heads
+        vp = state.rig.view_params(model, seen, S, self.cfg.dynamic_contour)
         if state.light is not None:
             vp.light = state.light.detach()
-        posed = model(head.shape.expand(n, -1), head.expression.expand(n, -1), head.pose(vp.rotation))
-        lmk2d = state.rig.fitted_landmarks(model, head, posed.landmarks, S)
+        shape, expression = seen.codes()
+        posed = model(shape.expand(n, -1), expression.expand(n, -1), seen.pose(vp.rotation))
+        lmk2d = state.rig.fitted_landmarks(model, seen, posed.landmarks, S)
         return FitResult(head, vp, posed.vertices, lmk2d, state.rig, S, history, timings, mags)
 
     def _flow_fn(self):

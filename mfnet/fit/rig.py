@@ -26,7 +26,7 @@ from .init import init_rotations, weak_perspective_lsq
 def _landmarks(model: HeadModel, head: HeadParams, rotations: torch.Tensor, translation=None,
                dynamic_contour: bool = True) -> torch.Tensor:
     """(N, L, 3) landmarks of ``head`` posed with ``rotations (N, 3)`` (+ ``translation (N, 3)``)."""
-    return model(head.shape[None], head.expression[None], head.pose(rotations), translation=translation,
+    return model(*head.codes(), head.pose(rotations), translation=translation,
                  dynamic_contour=dynamic_contour, landmarks_only=True).landmarks
 
 
@@ -58,7 +58,7 @@ class WeakPerspectiveRig:
             if init is not None:
                 rot, s, t = init.rotation.to(dev, dt), init.scale.to(dev, dt), init.trans.to(dev, dt)
             else:
-                mean = model(head.shape[None], head.expression[None]).landmarks[0]
+                mean = model(*(c[:1] for c in head.codes())).landmarks[0]  # per-view heads start alike
                 rot = init_rotations(mean, views.landmarks, views.size).to(dev, dt)
                 posed = _landmarks(model, head, rot, dynamic_contour=dynamic_contour)
                 s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, views.size)

@@ -59,7 +59,12 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
         lmk.append((DenseTerm(state.model, w.dense), 1.0))
     w_shape = w.reg_shape if n > 1 else w.reg_shape_single_view
     prior = [(PriorTerm(w_shape, w.reg_expression), 1.0)] if (w_shape > 0 or w.reg_expression > 0) else []
+    if state.heads is not None:
+        weighted = w.reg_shape > 0 or w.reg_shape_single_view > 0 or w.reg_expression > 0
+        prior = [(PriorTerm(*head_prior_weights(state.heads, w)), 1.0)] if weighted else []
     stages = [Stage("pose", cfg.iters.pose, camera, lmk), Stage("shape", cfg.iters.shape, head, lmk + prior)]
+    if state.heads is not None:
+        return stages  # the dense multi-view terms assume one head
     if n > 1 and w.multiop > 0 and cfg.iters.flow > 0:
         flow = FlowTerm(w.multiop, cfg.flow, face_region, flow_fn, cfg.seed)
         stages.append(Stage("flow", cfg.iters.flow, head + dense, lmk + prior + [(flow, 1.0)]))
@@ -78,6 +83,18 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
                          [(t, cfg.photo.w_landmarks) for t, _ in lmk] + ([(photo_prior, 1.0)] if photo_prior else [])
                          + [(photo, 1.0)], lr_scale=cfg.photo.lr_scale)]
     return stages
+
+
+def head_prior_weights(heads: torch.Tensor, w) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H,) identity and expression prior weights for views showing ``heads`` (N,) of H heads, such
+    that each head moves as in a fit of its own views alone: the landmark terms average over all N
+    views, so a head seen in n_h of them gets n_h / N of its own fit's gradient, and its prior (the
+    multi- or single-view weight by n_h) is scaled by n_h / N too; Adam's steps do not depend on a
+    common factor of a parameter's gradient."""
+    count = torch.bincount(heads).double()
+    share = count / len(heads)
+    w_shape = share * torch.where(count > 1, w.reg_shape, w.reg_shape_single_view)
+    return w_shape.float(), (share * w.reg_expression).float()
 
 
 def noise_scale(residual: float, ref: float) -> float:
@@ -145,6 +162,6 @@ def project(state: FitState, cfg: FitConfig) -> None:
     if bounds is not None:
         state.expression.clamp_(*bounds)
     side = math.radians(cfg.jaw.side_deg)
-    state.jaw[0].clamp_(math.radians(cfg.jaw.min_deg), math.radians(cfg.jaw.max_deg))
-    state.jaw[1:].clamp_(-side, side)
+    state.jaw[..., 0].clamp_(math.radians(cfg.jaw.min_deg), math.radians(cfg.jaw.max_deg))
+    state.jaw[..., 1:].clamp_(-side, side)
     state.rig.constrain()

@@ -24,7 +24,8 @@ from .config import FlowOptions, PhotometricOptions
 @dataclass
 class FitState:
     """What the terms read: the model, the views, the camera rig and the head's parameters (shape
-    (S,), expression (E,), jaw (3,) axis-angle; ``light`` (N, 9, 3) SH once the light stage starts)."""
+    (S,), expression (E,), jaw (3,) axis-angle, or (H, ...) for several heads, ``heads`` mapping
+    views to them; ``light`` (N, 9, 3) SH once the light stage starts)."""
 
     model: HeadModel
     views: Views
@@ -35,6 +36,7 @@ class FitState:
     light: torch.Tensor | None = None
     shape_fixed: bool = False  # a known identity (--identity): not optimised, no prior on it
     dynamic_contour: bool = True
+    heads: torch.Tensor | None = None  # (N,) long: the head each view shows, of H; None: one shared head
 
     def __post_init__(self) -> None:
         self.begin_step()
@@ -46,7 +48,10 @@ class FitState:
 
     @property
     def head(self) -> HeadParams:
-        return HeadParams(self.shape, self.expression, self.jaw)
+        """The head as the views see it: shared, or (N, ...) per view when there are several heads."""
+        if self.heads is None:
+            return HeadParams(self.shape, self.expression, self.jaw)
+        return HeadParams(self.shape[self.heads], self.expression[self.heads], self.jaw[self.heads])
 
     def pose(self) -> torch.Tensor:
         """(N, 15) full pose per view."""
@@ -55,19 +60,19 @@ class FitState:
     def landmarks2d(self) -> torch.Tensor:
         """(N, 68, 2) the model's landmarks projected into each crop (renderer pixels)."""
         S = self.views.size
-        out = self.model(self.shape[None], self.expression[None], self.pose(), translation=self.translations,
+        out = self.model(*self.head.codes(), self.pose(), translation=self.translations,
                          dynamic_contour=self.dynamic_contour, landmarks_only=True)
         return self.rig.cameras().project(out.landmarks, (S, S))[..., :2]
 
     def posed_subset(self, subset) -> torch.Tensor:
         """(N, K, 3) the vertices of a :class:`~mfnet.headmodel.model.VertexSubset`, posed and placed."""
-        verts = subset(self.shape[None], self.expression[None], self.pose())
+        verts = subset(*self.head.codes(), self.pose())
         return verts if self.translations is None else verts + self.translations[:, None]
 
     @torch.no_grad()
     def posed_vertices(self) -> torch.Tensor:
         """(N, V, 3) the whole head, posed and placed (no gradient)."""
-        return self.model(self.shape[None], self.expression[None], self.pose(), translation=self.translations).vertices
+        return self.model(*self.head.codes(), self.pose(), translation=self.translations).vertices
 
 
 class LossTerm:
@@ -134,16 +139,20 @@ class DenseTerm(LossTerm):
 
 class PriorTerm(LossTerm):
     """MFNet eq. 10: squared norms of the identity and expression codes. ``scale`` multiplies the
-    identity weight (the photometric stage's noise scaling)."""
+    identity weight (the photometric stage's noise scaling). With several heads the weights may be
+    (H,) tensors, one per head."""
 
     name = "reg"
 
-    def __init__(self, w_shape: float, w_expression: float):
+    def __init__(self, w_shape: float | torch.Tensor, w_expression: float | torch.Tensor):
         self.w_shape, self.w_expression, self.scale = w_shape, w_expression, 1.0
 
     def __call__(self, state: FitState, step: int) -> torch.Tensor:
         shape = state.shape * 0 if state.shape_fixed else state.shape
-        return regularisation(shape, state.expression, self.w_shape * self.scale, self.w_expression)
+        if state.heads is None:
+            return regularisation(shape, state.expression, self.w_shape * self.scale, self.w_expression)
+        return ((self.w_shape * self.scale * (shape ** 2).sum(-1)).sum()
+                + (self.w_expression * (state.expression ** 2).sum(-1)).sum())
 
 
 class FlowTerm(LossTerm):
