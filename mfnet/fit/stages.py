@@ -15,6 +15,7 @@ import torch
 
 from ..render.shading import SH_CONSTANTS
 from .config import FitConfig
+from .silhouette import SilhouetteTerm
 from .terms import DenseTerm, FitState, FlowTerm, LandmarkTerms, LossTerm, PhotometricTerm, PriorTerm
 
 GROUPS = ("camera", "shape", "expression", "jaw", "light", "distance")
@@ -62,7 +63,10 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
     if state.heads is not None:
         weighted = w.reg_shape > 0 or w.reg_shape_single_view > 0 or w.reg_expression > 0
         prior = [(PriorTerm(*head_prior_weights(state.heads, w)), 1.0)] if weighted else []
-    stages = [Stage("pose", cfg.iters.pose, camera, lmk), Stage("shape", cfg.iters.shape, head, lmk + prior)]
+    shape_terms = lmk + prior
+    if n == 1 and w.silhouette > 0 and state.heads is None and silhouette_region(cfg, state.model) is not None:
+        shape_terms = shape_terms + [(silhouette_term(cfg, state), 1.0)]
+    stages = [Stage("pose", cfg.iters.pose, camera, lmk), Stage("shape", cfg.iters.shape, head, shape_terms)]
     if state.heads is not None:
         return stages  # the dense multi-view terms assume one head
     if n > 1 and w.multiop > 0 and cfg.iters.flow > 0:
@@ -83,6 +87,20 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
                          [(t, cfg.photo.w_landmarks) for t, _ in lmk] + ([(photo_prior, 1.0)] if photo_prior else [])
                          + [(photo, 1.0)], lr_scale=cfg.photo.lr_scale)]
     return stages
+
+
+def silhouette_region(cfg: FitConfig, model) -> str | None:
+    """The vertex mask the silhouette term uses: ``silhouette.region``, else the model's ``face``
+    (FLAME's masks have no narrow face), else None (no term)."""
+    return next((r for r in (cfg.silhouette.region, "face") if r in model.masks), None)
+
+
+def silhouette_term(cfg: FitConfig, state: FitState) -> SilhouetteTerm:
+    """The single-view silhouette term on :func:`silhouette_region` (:mod:`mfnet.fit.silhouette`)."""
+    o = cfg.silhouette
+    region = torch.zeros(state.model.num_vertices, dtype=torch.bool, device=state.model.faces.device)
+    region[state.model.masks[silhouette_region(cfg, state.model)].to(region.device)] = True
+    return SilhouetteTerm(cfg.weights.silhouette, region, o.tau, o.band, o.refresh_every)
 
 
 def head_prior_weights(heads: torch.Tensor, w) -> tuple[torch.Tensor, torch.Tensor]:

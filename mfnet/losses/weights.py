@@ -26,6 +26,8 @@ class LossWeights:
     # MediaPipe 478-point mesh term (needs `mfnet models calibrate --dense`): off, no measured gain.
     dense: float = 0.0
     photo: float = 1.0  # multi-view photometric consistency (beyond the paper; the fit's last stage)
+    # single-view fits: the face's outline onto the photo's person outline (beyond the paper; fit only)
+    silhouette: float = 0.1
     reg_texture: float = 1e-4  # the network's texture code (training only)
 
     @classmethod

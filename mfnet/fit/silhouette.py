@@ -1,0 +1,69 @@
+"""The silhouette term of single-view fits: the face's outer outline onto the photo's person outline.
+
+A landmark fit of one photo has no depth cue: seen from 60-75°, the nose's length and the chin's
+and forehead's slope are guesses of the prior, and the detector's nose and contour points are least
+reliable there. The outline of the head against the background is a direct cue. :class:`SilhouetteTerm`
+segments the person in each crop (:func:`mfnet.detect.segment.person_masks`), and every
+``refresh_every`` steps takes the model's face vertices on the outer outline of its own rendered
+mask in each view (:func:`outline_vertices`); the loss pulls them onto the person's outline
+(:func:`mfnet.losses.silhouette.silhouette_loss`, robust: the jaw's outline above the neck and the
+forehead's under hair find no photo outline near them and stop pulling). Only the face region
+counts: the back of the head and the neck are hair and clothes in photos.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..losses.silhouette import signed_distance, silhouette_loss
+from ..render.rasterize import rasterize
+from .terms import FitState, LossTerm
+
+
+@torch.no_grad()
+def outline_vertices(screen: torch.Tensor, faces: torch.Tensor, region: torch.Tensor, size: int,
+                     band: float = 1.0) -> torch.Tensor:
+    """(N, V) bool: the vertices of ``region`` (V,) bool on the outer outline of the mesh's own mask
+    in each view: within ``band`` pixels inside it. screen (N, V, 3): projected vertices (pixels,
+    depth); faces (F, 3); size: the square image's side."""
+    cover = rasterize(screen, faces, size).pix_to_face >= 0  # (N, S, S)
+    ij = screen[..., :2].floor().long().clamp(0, size - 1)
+    out = []
+    for i in range(screen.shape[0]):  # one distance transform per view
+        d = signed_distance(cover[i])[ij[i, :, 1], ij[i, :, 0]]
+        out.append(region & (d > -band - 0.5))
+    return torch.stack(out)
+
+
+class SilhouetteTerm(LossTerm):
+    """``weight`` x :func:`~mfnet.losses.silhouette.silhouette_loss` of the face region's outline
+    vertices (``region`` (V,) bool) against the person masks of the views' crops; ``tau``: the
+    robust scale, a fraction of the crop's side."""
+
+    name = "silhouette"
+
+    def __init__(self, weight: float, region: torch.Tensor, tau: float = 0.03, band: float = 1.0,
+                 refresh_every: int = 10):
+        self.weight, self.region, self.tau, self.band = weight, region, tau, band
+        self.refresh_every = max(1, refresh_every)
+        self.sdf: torch.Tensor | None = None
+        self.subset = self.weights = None
+
+    @torch.no_grad()
+    def refresh(self, state: FitState, step: int) -> None:
+        from ..detect.segment import person_masks
+
+        S, model = state.views.size, state.model
+        if self.sdf is None:
+            self.sdf = torch.stack([signed_distance(m) for m in person_masks(state.views.images)])
+        screen = state.rig.cameras(detach=True).project(state.posed_vertices(), (S, S))
+        chosen = outline_vertices(screen, model.faces, self.region.to(screen.device), S, self.band)
+        used = chosen.any(0).nonzero()[:, 0]
+        self.subset = model.vertex_subset(used)
+        self.weights = chosen[:, used].to(screen.dtype)
+
+    def __call__(self, state: FitState, step: int) -> torch.Tensor:
+        S = state.views.size
+        if self.weights.numel() == 0:  # no outline in the face region (a head seen from behind)
+            return state.shape.new_zeros(())
+        pts = state.rig.cameras().project(state.posed_subset(self.subset), (S, S))[..., :2]
+        return self.weight * silhouette_loss(pts, self.sdf, self.weights, self.tau * S)
