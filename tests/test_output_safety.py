@@ -152,8 +152,11 @@ def _run_until_ready(code: str, cwd: Path) -> subprocess.Popen:
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signals_remove_temporary_folders(tmp_path, sig, code):
     """A process killed by SIGTERM / Ctrl-C while writing leaves no hidden temporary folder."""
+    # Ctrl-C as in a terminal: a test run started in the background inherits SIGINT ignored (the shell
+    # does that to background jobs) and Python then installs no KeyboardInterrupt handler
     prog = """
-        import sys, time
+        import signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from mfnet.cli.main import main
         import mfnet.cli.main as m
         from mfnet.utils.io import output_dir
