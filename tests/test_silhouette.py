@@ -119,3 +119,7 @@ def test_silhouette_term_improves_a_single_side_view(ict_static_model, monkeypat
         fitter = MultiViewFitter(model, get_config("default"), progress=False)
         shape = [s for s in fitter.stages(fitter.initial_state(v)) if s.name == "shape"][0]
         assert any(t.name == "silhouette" for t, _ in shape.terms) == (len(v) == 1)
+    fitter = MultiViewFitter(model, get_config("default", silhouette={"multi_view": True, "photo_factor": 0.05}),
+                             progress=False)
+    stages = {s.name: {t.name: f for t, f in s.terms} for s in fitter.stages(fitter.initial_state(v))}
+    assert stages["shape"]["silhouette"] == 1.0 and stages["photo"]["silhouette"] == 0.05

@@ -106,6 +106,8 @@ class SilhouetteOptions:
     tau: float = 0.03  # robust scale: the penalty is half its maximum this far off, fraction of the crop
     band: float = 1.0  # outline vertices: within this many pixels inside the model's own mask
     refresh_every: int = 10  # steps between new outline vertices
+    multi_view: bool = False  # also in multi-view fits (shape, flow and photometric stages)
+    photo_factor: float = 1.0  # factor on the term in the photometric stage
 
 
 @dataclass

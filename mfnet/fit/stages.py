@@ -63,15 +63,16 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
     if state.heads is not None:
         weighted = w.reg_shape > 0 or w.reg_shape_single_view > 0 or w.reg_expression > 0
         prior = [(PriorTerm(*head_prior_weights(state.heads, w)), 1.0)] if weighted else []
-    shape_terms = lmk + prior
-    if n == 1 and w.silhouette > 0 and state.heads is None and silhouette_region(cfg, state.model) is not None:
-        shape_terms = shape_terms + [(silhouette_term(cfg, state), 1.0)]
-    stages = [Stage("pose", cfg.iters.pose, camera, lmk), Stage("shape", cfg.iters.shape, head, shape_terms)]
+    sil: list[tuple[LossTerm, float]] = []
+    if ((n == 1 or cfg.silhouette.multi_view) and w.silhouette > 0 and state.heads is None
+            and silhouette_region(cfg, state.model) is not None):
+        sil = [(silhouette_term(cfg, state), 1.0)]
+    stages = [Stage("pose", cfg.iters.pose, camera, lmk), Stage("shape", cfg.iters.shape, head, lmk + prior + sil)]
     if state.heads is not None:
         return stages  # the dense multi-view terms assume one head
     if n > 1 and w.multiop > 0 and cfg.iters.flow > 0:
         flow = FlowTerm(w.multiop, cfg.flow, face_region, flow_fn, cfg.seed)
-        stages.append(Stage("flow", cfg.iters.flow, head + dense, lmk + prior + [(flow, 1.0)]))
+        stages.append(Stage("flow", cfg.iters.flow, head + dense, lmk + prior + sil + [(flow, 1.0)]))
     if n > 1 and w.photo > 0 and cfg.iters.photo > 0:
         photo = PhotometricTerm(w.photo, cfg.photo, photo_region, cfg.iters.photo, cfg.seed)
         photo_prior = (PriorTerm(cfg.photo.w_reg, cfg.photo.w_reg_expression)
@@ -85,7 +86,8 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
                          on_end=set_noise_scale),  # lights settle fast
                    Stage("photo", cfg.iters.photo, head + ("light",) + dense,
                          [(t, cfg.photo.w_landmarks) for t, _ in lmk] + ([(photo_prior, 1.0)] if photo_prior else [])
-                         + [(photo, 1.0)], lr_scale=cfg.photo.lr_scale)]
+                         + [(t, cfg.silhouette.photo_factor) for t, _ in sil] + [(photo, 1.0)],
+                         lr_scale=cfg.photo.lr_scale)]
     return stages
 
 
