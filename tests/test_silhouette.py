@@ -123,3 +123,19 @@ def test_silhouette_term_improves_a_single_side_view(ict_static_model, monkeypat
                              progress=False)
     stages = {s.name: {t.name: f for t, f in s.terms} for s in fitter.stages(fitter.initial_state(v))}
     assert stages["shape"]["silhouette"] == 1.0 and stages["photo"]["silhouette"] == 0.05
+
+
+def test_without_mediapipe_the_term_is_left_out_with_a_warning(ict_static_model, monkeypatch):
+    import mfnet.detect.segment as segment
+    from mfnet.data.synthetic import render_subject
+    from mfnet.fit.config import get_config
+    from mfnet.fit.fitter import MultiViewFitter
+    from mfnet.fit.views import views_from_arrays
+
+    subj = render_subject(ict_static_model, (60.0,), image_size=128, seed=0)
+    views = views_from_arrays(subj.images, subj.landmarks2d)
+    monkeypatch.setattr(segment, "available", lambda: False)
+    fitter = MultiViewFitter(ict_static_model, get_config("default"), progress=False)
+    with pytest.warns(UserWarning, match="silhouette term .* off: person masks need mediapipe"):
+        stages = fitter.stages(fitter.initial_state(views))
+    assert not any(t.name == "silhouette" for s in stages for t, _ in s.terms)

@@ -10,6 +10,7 @@ calls are serialised with a lock (MediaPipe graphs are not thread-safe).
 """
 from __future__ import annotations
 
+import importlib.util
 import threading
 
 import numpy as np
@@ -19,6 +20,11 @@ from .errors import DetectorUnavailableError
 
 _LOCK = threading.Lock()
 _GRAPH = None
+
+
+def available() -> bool:
+    """Whether person masks can be made (mediapipe installed)."""
+    return importlib.util.find_spec("mediapipe") is not None
 
 
 def _graph():

@@ -8,6 +8,7 @@ the jaw within its anatomical range after every step.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -65,7 +66,7 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
         prior = [(PriorTerm(*head_prior_weights(state.heads, w)), 1.0)] if weighted else []
     sil: list[tuple[LossTerm, float]] = []
     if ((n == 1 or cfg.silhouette.multi_view) and w.silhouette > 0 and state.heads is None
-            and silhouette_region(cfg, state.model) is not None):
+            and silhouette_region(cfg, state.model) is not None and segmentation_available()):
         sil = [(silhouette_term(cfg, state), 1.0)]
     stages = [Stage("pose", cfg.iters.pose, camera, lmk), Stage("shape", cfg.iters.shape, head, lmk + prior + sil)]
     if state.heads is not None:
@@ -89,6 +90,17 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
                          + [(t, cfg.silhouette.photo_factor) for t, _ in sil] + [(photo, 1.0)],
                          lr_scale=cfg.photo.lr_scale)]
     return stages
+
+
+def segmentation_available() -> bool:
+    """Person masks can be made; else the silhouette term is left out, with a warning."""
+    from ..detect.segment import available
+
+    if available():
+        return True
+    warnings.warn("the silhouette term of single-view fits is off: person masks need mediapipe "
+                  "(scripts/setup.sh installs it); --set weights.silhouette=0 silences this", stacklevel=2)
+    return False
 
 
 def silhouette_region(cfg: FitConfig, model) -> str | None:
