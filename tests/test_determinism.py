@@ -60,3 +60,18 @@ def test_reconstruction_twice_is_bit_identical(ict_dir, two_threads, monkeypatch
     np.testing.assert_array_equal(a.vertices, b.vertices)
     np.testing.assert_array_equal(a.texture, b.texture)
     np.testing.assert_array_equal(a.views.scale.numpy(), b.views.scale.numpy())
+
+
+def test_single_view_with_silhouette_twice_is_bit_identical(ict_dir, two_threads, monkeypatch):
+    """One photo: the landmark stages with the silhouette term (person masks, outline vertices) twice."""
+    monkeypatch.setenv("MFNET_ICT_DIR", str(ict_dir))
+    import mfnet
+    from mfnet.data.synthetic import render_subject, to_uint8
+    from mfnet.calibrate.install import load_model
+
+    model = load_model()
+    photo = to_uint8(render_subject(model, (60.0,), image_size=256, seed=3).images)[0]
+    kw = dict(model=model, preset="default", progress=False, iters=dict(pose=20, shape=40))
+    a, b = mfnet.reconstruct([photo], **kw), mfnet.reconstruct([photo], **kw)
+    np.testing.assert_array_equal(a.vertices, b.vertices)
+    np.testing.assert_array_equal(a.views.scale.numpy(), b.views.scale.numpy())
