@@ -185,7 +185,26 @@ def _assemble(model, views: Views, res, rig, caught: list[str], check_identity: 
         posed_vertices=res.posed_vertices.cpu().numpy(), neutral_shape=neutral.shape.cpu().numpy(),
         neutral_vertices=neutral_v.vertices[0].cpu().numpy(),
         photos=[_original_pixels(v) for v in views.photos] if views.photos else None, calibrated_cameras=calibrated,
-        model_meta=dict(model.data_meta))
+        model_meta=dict(model.data_meta), person_outlines=_outlines(res.person_masks, views.crop_to_original))
+
+
+def _outlines(masks, crop_to_original) -> list[list[np.ndarray]] | None:
+    """(N, S, S) crop masks -> per view, the pieces of their outlines inside the crop (where the mask
+    meets the crop's border is no outline) as open (K, 2) polylines of original-photo pixels."""
+    if masks is None:
+        return None
+    import cv2
+
+    out = []
+    for m, A in zip(masks.cpu().numpy().astype(np.uint8), np.asarray(crop_to_original)):
+        S, pieces = m.shape[0], []
+        for c in cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0]:
+            p = c[:, 0]
+            inner = ((p > 0) & (p < S - 1)).all(1)
+            cuts = np.flatnonzero(np.diff(np.r_[0, inner.astype(np.int8), 0]))  # starts and ends of inner runs
+            pieces += [apply_affine(p[a:b].astype(np.float64) + 0.5, A) for a, b in cuts.reshape(-1, 2) if b - a > 2]
+        out.append(pieces)
+    return out
 
 
 def _original_pixels(view) -> np.ndarray:

@@ -153,6 +153,9 @@ class Reconstruction:
     neutral_shape: np.ndarray | None = None  # (S,) identity of the neutral head (mfnet.fit.neutral)
     neutral_vertices: np.ndarray | None = None  # (V, 3) that neutral head: no expression, jaw closed, metres
     model_meta: dict = field(default_factory=dict)  # the head model's metadata (source, the file's component counts)
+    # per view, the person's outline(s) the single-view silhouette term pulled the face onto: (K, 2) arrays
+    # of original pixels (None: no silhouette term)
+    person_outlines: list[list[np.ndarray]] | None = None
 
     @property
     def reprojection_error_px(self) -> np.ndarray:

@@ -139,3 +139,33 @@ def test_without_mediapipe_the_term_is_left_out_with_a_warning(ict_static_model,
     with pytest.warns(UserWarning, match="silhouette term .* off: person masks need mediapipe"):
         stages = fitter.stages(fitter.initial_state(views))
     assert not any(t.name == "silhouette" for s in stages for t, _ in s.terms)
+
+
+def test_single_view_reconstruction_shows_the_person_outline(ict_static_model, tmp_path):
+    """A real photo alone: the reconstruction carries the person's outline (original pixels, around the
+    face) and the overlay draws it; with two photos there is no silhouette term and no outline."""
+    import mfnet
+    from mfnet.utils.affine import apply_affine
+
+    photo = REALSCANS / "james" / "james.jpg"
+    if not photo.exists():
+        pytest.skip(f"real scans not found at {REALSCANS}")
+    img = np.ascontiguousarray(np.asarray(Image.open(photo).convert("RGB"))[:, :1200])
+    rec = mfnet.reconstruct([img], model=ict_static_model, preset="fast", progress=False)
+    (outlines,) = rec.person_outlines
+    pts = np.concatenate(outlines)
+    lmk = rec.detected_landmarks[0]
+    face = np.ptp(lmk[:, 0])
+    assert len(pts) > 50 and np.all((pts >= -1) & (pts <= np.array([img.shape[1], img.shape[0]]) + 1))
+    # the outline runs beside the face: its nearest points to the cheeks' landmarks are within a face width
+    for k in (2, 14):
+        assert np.linalg.norm(pts - lmk[k], axis=1).min() < 0.5 * face
+    # no outline along the crop's border (the mask cut by the crop is no outline)
+    corners = apply_affine(np.array([[0.0, 0.0], [rec.crop_size, rec.crop_size]]), rec.crop_to_original[0])
+    on_border = (np.abs(pts - corners[0]).min(1) < 1) | (np.abs(pts - corners[1]).min(1) < 1)
+    assert on_border.mean() < 0.05
+    rec.save(tmp_path / "one")
+    overlay = np.asarray(Image.open(tmp_path / "one" / "overlay_array_0.png").convert("RGB")).astype(int)
+    assert (np.abs(overlay - np.array([0, 200, 255])).sum(-1) < 30).sum() > 100  # cyan outline pixels
+    two = mfnet.reconstruct([img, img[:, ::-1].copy()], model=ict_static_model, preset="fast", progress=False)
+    assert two.person_outlines is None

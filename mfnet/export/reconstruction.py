@@ -142,12 +142,13 @@ def _to_photo(points: np.ndarray, photo_hw, original_hw) -> np.ndarray:
 
 def draw_overlay(photo: np.ndarray, points2d: np.ndarray, posed: np.ndarray, faces: np.ndarray,
                  detected: np.ndarray | None = None, fitted: np.ndarray | None = None, alpha: float = 0.3,
-                 max_side: int = 2048) -> np.ndarray:
+                 max_side: int = 2048, outlines: list[np.ndarray] | None = None) -> np.ndarray:
     """Photo (H, W, 3) uint8 RGB with the mesh painted over it, semi-transparent, plus landmarks.
 
     ``points2d`` (V, 2): the posed vertices in photo pixels; ``posed`` (V, 3): the posed head
     (z towards the camera), used for depth order (painter's algorithm, far faces first) and
-    shading by ``|n_z|``; ``detected`` / ``fitted`` (68, 2) drawn green / red.
+    shading by ``|n_z|``; ``detected`` / ``fitted`` (68, 2) drawn green / red; ``outlines``: the
+    person's outline(s) the silhouette term used, (K, 2) photo pixels each, drawn cyan.
     Photos larger than ``max_side`` are downscaled first.
     """
     img = np.asarray(photo, np.uint8)
@@ -178,6 +179,8 @@ def draw_overlay(photo: np.ndarray, points2d: np.ndarray, posed: np.ndarray, fac
     out = np.where(m, (1 - alpha) * img + alpha * layer, img).round().astype(np.uint8)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)  # the head's outline
     cv2.drawContours(out, contours, -1, (255, 255, 255), max(1, round(img.shape[0] / 600)), cv2.LINE_AA)
+    person = [np.round(sc(c) * 16).astype(np.int32)[:, None] for c in outlines or () if np.isfinite(c).all()]
+    cv2.polylines(out, person, False, (0, 200, 255), max(1, round(img.shape[0] / 600)), cv2.LINE_AA, shift=4)
     lmk = [p for p in (detected, fitted) if p is not None]
     spans = [np.nanmax(p, 0) - np.nanmin(p, 0) for p in map(sc, lmk) if np.isfinite(p).any()]
     span = max((float(np.max(d)) for d in spans), default=100.0)
@@ -188,7 +191,9 @@ def draw_overlay(photo: np.ndarray, points2d: np.ndarray, posed: np.ndarray, fac
         for x, y in p[np.isfinite(p).all(1)]:
             cv2.circle(out, (int(round(x * 16)), int(round(y * 16))), r * 16, color, -1, cv2.LINE_AA, shift=4)
     fs = max(0.4, out.shape[0] / 900)
-    for j, (text, color) in enumerate((("detected", (0, 220, 0)), ("fitted", (255, 30, 30)))):
+    legend = [("detected", (0, 220, 0)), ("fitted", (255, 30, 30))] + ([("person outline", (0, 200, 255))]
+                                                                         if person else [])
+    for j, (text, color) in enumerate(legend):
         org = (int(10 * fs), int((j + 1) * 30 * fs))
         cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), max(1, int(3 * fs)), cv2.LINE_AA)
         cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, fs, color, max(1, int(fs)), cv2.LINE_AA)
@@ -392,9 +397,11 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
             for i, photo in enumerate(photos):
                 hw = np.asarray(photo).shape[:2]
                 ohw = original_sizes[i] if original_sizes else None
+                outlines = getattr(rec, "person_outlines", None)
                 img = draw_overlay(photo, _to_photo(pts[i], hw, ohw), cams.posed[i], faces,
                                    _to_photo(_np(rec.detected_landmarks)[i], hw, ohw),
-                                   _to_photo(_np(rec.fitted_landmarks)[i], hw, ohw))
+                                   _to_photo(_np(rec.fitted_landmarks)[i], hw, ohw),
+                                   outlines=None if outlines is None else [_to_photo(c, hw, ohw) for c in outlines[i]])
                 fname = f"overlay_{stems[i]}.png"
                 save_png(tmp / fname, img)
                 overlays.append((str(rec.names[i]), fname, img))

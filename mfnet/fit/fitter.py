@@ -43,6 +43,7 @@ class FitResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     flow_magnitude: list[float] = field(default_factory=list)  # mean |F| (px) at each flow update
+    person_masks: torch.Tensor | None = None  # (N, S, S) bool: the silhouette term's person masks of the crops
 
     def project(self, points: torch.Tensor) -> torch.Tensor:
         """(N, P, 3) points in the frame of ``posed_vertices`` -> (N, P, 2) crop pixels of each view."""
@@ -148,7 +149,10 @@ class MultiViewFitter:
             history[stage.name] = run_stage(stage, state, self.cfg, tick)
             timings[stage.name] = time.perf_counter() - ts
         bar.close()
-        return self._result(state, history, timings, _flow_mags(stages))
+        res = self._result(state, history, timings, _flow_mags(stages))
+        res.person_masks = next((t.masks for s in stages for t, _ in s.terms if getattr(t, "masks", None) is not None),
+                                None)
+        return res
 
     @torch.no_grad()
     def _result(self, state: FitState, history, timings, mags) -> FitResult:

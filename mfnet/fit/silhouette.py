@@ -45,6 +45,7 @@ class SilhouetteTerm(LossTerm):
                  refresh_every: int = 10):
         self.weight, self.region, self.tau, self.band = weight, region, tau, band
         self.refresh_every = max(1, refresh_every)
+        self.masks: torch.Tensor | None = None  # (N, S, S) bool person masks of the crops
         self.sdf: torch.Tensor | None = None
         self.subset = self.weights = None
 
@@ -54,7 +55,8 @@ class SilhouetteTerm(LossTerm):
 
         S, model = state.views.size, state.model
         if self.sdf is None:
-            self.sdf = torch.stack([signed_distance(m) for m in person_masks(state.views.images)])
+            self.masks = person_masks(state.views.images)
+            self.sdf = torch.stack([signed_distance(m) for m in self.masks])
         screen = state.rig.cameras(detach=True).project(state.posed_vertices(), (S, S))
         chosen = outline_vertices(screen, model.faces, self.region.to(screen.device), S, self.band)
         used = chosen.any(0).nonzero()[:, 0]
