@@ -26,8 +26,10 @@ class LossWeights:
     # MediaPipe 478-point mesh term (needs `mfnet models calibrate --dense`): off, no measured gain.
     dense: float = 0.0
     photo: float = 1.0  # multi-view photometric consistency (beyond the paper; the fit's last stage)
-    # single-view fits: the face's outline onto the photo's person outline (beyond the paper; fit only)
-    silhouette: float = 0.1
+    # single-view fits: the face's outline onto the photo's person outline (beyond the paper; fit only).
+    # Measured on 7 real single views (NoW median / mean head's): 0.07, 0.1, 0.15, 0.2, 0.3 -> mean 0.872,
+    # 0.863, 0.854, 0.859, 0.858; worst 0.977, 0.954, 0.937, 0.944, 0.940 (docs/benchmarks.md)
+    silhouette: float = 0.15
     reg_texture: float = 1e-4  # the network's texture code (training only)
 
     @classmethod
