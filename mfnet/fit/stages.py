@@ -1,7 +1,8 @@
 """The fit as a list of stages: parameter groups + weighted terms + steps, run by one solver.
 
 :func:`build_stages` turns a :class:`~mfnet.fit.config.FitConfig` into the coarse-to-fine
-sequence ``pose`` → ``shape`` → ``flow`` → ``light`` → ``photo``; :func:`run_stage` runs one
+sequence ``pose`` → ``shape`` → ``flow`` → ``light`` → ``photo`` (a single view: ``pose`` → ``shape``, with
+the silhouette term of :mod:`mfnet.fit.silhouette`); :func:`run_stage` runs one
 with Adam (cosine-decayed learning rates), keeping the expression within the model's bounds and
 the jaw within its anatomical range after every step.
 """
