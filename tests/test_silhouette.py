@@ -32,6 +32,12 @@ def test_signed_distance_of_a_disc_is_the_radial_distance():
     assert float((d - radial).abs().max()) < 1.0  # the pixel grid's outline is within a pixel of the circle
     with pytest.raises(ValueError, match="mask"):
         signed_distance(mask[None])
+    for flat in (torch.zeros(64, 64, dtype=torch.bool), torch.ones(64, 64, dtype=torch.bool)):  # no outline
+        sdf = signed_distance(flat)
+        pts = torch.full((1, 4, 2), 30.0, requires_grad=True)
+        loss = silhouette_loss(pts, sdf[None], torch.ones(1, 4), tau=3.0)
+        loss.backward()
+        assert float(sdf.abs().max()) == 128.0 and float(loss.detach()) > 0.99 and float(pts.grad.abs().max()) == 0.0
 
 
 def test_silhouette_loss_values_and_gradient():

@@ -16,13 +16,15 @@ import torch.nn.functional as Fn
 
 def signed_distance(mask: torch.Tensor) -> torch.Tensor:
     """(H, W) bool mask -> (H, W) float: pixels from each pixel centre to the mask's outline, positive
-    outside the mask, negative inside (about ±0.5 on the two sides of the outline)."""
+    outside the mask, negative inside (about ±0.5 on the two sides of the outline); within ±(H + W),
+    the value everywhere when the mask is empty or full (no outline: no pull anywhere)."""
     if mask.dim() != 2:
         raise ValueError(f"expected an (H, W) mask, got {tuple(mask.shape)}")
     m = mask.detach().cpu().numpy().astype(np.uint8)
     outside = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     inside = cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    d = np.where(m > 0, 0.5 - inside, outside - 0.5).astype(np.float32)
+    bound = float(sum(m.shape))  # OpenCV's distance with no zero pixel is ~1.8e19: its square overflows float32
+    d = np.clip(np.where(m > 0, 0.5 - inside, outside - 0.5), -bound, bound).astype(np.float32)
     return torch.from_numpy(d).to(mask.device)
 
 
