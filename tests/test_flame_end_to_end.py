@@ -365,3 +365,17 @@ def test_synthetic_renders_through_the_flame_path(standin, tmp_path):
     base = vertex_error_mm(mean.vertices[0].numpy(), g, mean.landmarks[0].numpy(), gl, face)
     print(f"\nsynthetic FLAME-size head: {rec.mean_mm:.2f} mm (mean head {base.mean_mm:.2f} mm)")
     assert rec.mean_mm < 0.75 * base.mean_mm, (rec.mean_mm, base.mean_mm)
+
+
+def test_single_photo_through_the_flame_path_uses_the_silhouette(standin, james_photos):
+    """FLAME's masks have no narrow face: a single photo's silhouette term falls back to FLAME's 'face'."""
+    import mfnet
+    from mfnet.fit.config import get_config
+    from mfnet.fit.stages import silhouette_region
+    from mfnet.headmodel.registry import load_head_model
+
+    photos, _ = james_photos
+    model = load_head_model(str(standin.model("full")))
+    assert "narrow_face" not in model.masks and silhouette_region(get_config("default"), model) == "face"
+    rec = mfnet.reconstruct(photos[:1], model=model, preset="fast", progress=False)
+    assert rec.person_outlines is not None and sum(len(c) for c in rec.person_outlines[0]) > 50
