@@ -28,11 +28,41 @@ def land_in_view(screen_verts: torch.Tensor, faces: torch.Tensor, face_idx: torc
     return q, ok
 
 
-def subsample(index: torch.Tensor, most: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """At most ``most`` entries of ``index``, drawn without replacement."""
+def subsample(index: torch.Tensor, most: int, priority: torch.Tensor | None = None) -> torch.Tensor:
+    """At most ``most`` entries of ``index`` (K,): those of lowest ``priority`` (K,), kept in their order.
+
+    Without ``priority`` the first ``most``. With :func:`pixel_priority` as the priority, whether a pixel is
+    kept depends on its own priority and the threshold only, not on its position in ``index``: a small
+    change of the candidates (one pixel more) changes the kept points only there, where a random
+    permutation of the index would redraw them all."""
     if index.numel() <= most:
         return index
-    return index[torch.randperm(index.numel(), generator=generator)[:most].to(index.device)]
+    if priority is None:
+        return index[:most]
+    order = torch.sort(priority, stable=True).indices[:most]
+    return index[torch.sort(order).values]
+
+
+def _bayer(period: int) -> torch.Tensor:
+    """(period, period) ordered-dither threshold map with levels 0 .. period^2 - 1 (period a power of 2)."""
+    m = torch.zeros(1, 1, dtype=torch.long)
+    while m.shape[0] < period:
+        m = torch.cat([torch.cat([4 * m, 4 * m + 2], 1), torch.cat([4 * m + 3, 4 * m + 1], 1)], 0)
+    return m
+
+
+def pixel_priority(size: int, generator: torch.Generator | None = None, period: int = 16,
+                   device=None) -> torch.Tensor:
+    """(S, S) sampling priorities of the pixels in [0, 1): an ordered-dither (Bayer) map of ``period``,
+    shifted by a random offset, plus a random fraction of one level (ties broken at random).
+
+    Keeping the pixels of lowest priority in any region keeps an evenly spread (stratified) subset
+    of it; each call draws the same amount from ``generator``, whatever the candidates."""
+    shift = torch.randint(period, (2,), generator=generator).tolist()
+    jitter = torch.rand(size, size, generator=generator)
+    reps = -(-size // period) + 1
+    level = _bayer(period).repeat(reps, reps)[shift[0]:shift[0] + size, shift[1]:shift[1] + size]
+    return ((level.to(jitter.dtype) + jitter) / period ** 2).to(device)
 
 
 @dataclass
@@ -56,7 +86,8 @@ def covisible_pairs(screen_verts: torch.Tensor, frags, faces: torch.Tensor, size
                     pair_mask=None) -> Iterator[PairSamples]:
     """For every ordered pair of views (b outer, a inner, a != b): the surface points seen by view b's
     pixels in ``covered[b]`` (S, S) bool (and ``pair_mask(a, b)`` when given) that land in view a, and
-    with ``zbuffer`` are its nearest surface there; at most ``most`` of them drawn with ``generator``.
+    with ``zbuffer`` are its nearest surface there; at most ``most`` of them, evenly spread: those of lowest
+    :func:`pixel_priority` (one map per pair, drawn with ``generator``).
 
     screen_verts (N, V, 3): each view's projected vertices; frags: their rasterisation."""
     p2f, bary, zbuf = frags.pix_to_face, frags.bary.detach(), frags.zbuf
@@ -68,4 +99,6 @@ def covisible_pairs(screen_verts: torch.Tensor, frags, faces: torch.Tensor, size
             mask = covered[b] if pair_mask is None else covered[b] & pair_mask(a, b)
             f, w = p2f[b][mask], bary[b][mask]
             q, inside = land_in_view(screen_verts[a], faces, f, w, size, zbuf[a] if zbuffer else None, depth_tol)
-            yield PairSamples(a, b, mask, f, w, q, inside, subsample(inside.nonzero()[:, 0], most, generator))
+            prio = pixel_priority(size, generator, device=mask.device)[mask]
+            cand = inside.nonzero()[:, 0]
+            yield PairSamples(a, b, mask, f, w, q, inside, subsample(cand, most, prio[cand]))
