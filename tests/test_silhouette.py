@@ -88,6 +88,8 @@ def test_person_mask_of_a_real_photo():
     assert m[150:250, 110:190].float().mean() > 0.95  # the face, in the middle of the photo
     assert m[:20, :20].float().mean() < 0.05 and m[:20, -20:].float().mean() < 0.05  # background corners
     assert torch.equal(m, person_masks(small)[0])  # repeatable
+    tight = person_masks(small, threshold=0.85)[0]  # the fit's threshold: inside the 0.5 mask, by a pixel or two
+    assert bool((tight <= m).all()) and 0 < int((m & ~tight).sum()) < 0.05 * int(m.sum())
     with pytest.raises(ValueError, match="N, 3, H, W"):
         person_masks(small[0])
 
@@ -124,7 +126,10 @@ def test_silhouette_term_improves_a_single_side_view(ict_static_model, monkeypat
     for v in (views, views_from_arrays(two.images, two.landmarks2d)):
         fitter = MultiViewFitter(model, get_config("default"), progress=False)
         shape = [s for s in fitter.stages(fitter.initial_state(v)) if s.name == "shape"][0]
-        assert any(t.name == "silhouette" for t, _ in shape.terms) == (len(v) == 1)
+        terms = {t.name: t for t, _ in shape.terms}
+        assert ("silhouette" in terms) == (len(v) == 1)
+        if len(v) == 1:
+            assert terms["silhouette"].threshold == 0.85  # the setting reaches the term
     fitter = MultiViewFitter(model, get_config("default", silhouette={"multi_view": True, "photo_factor": 0.05}),
                              progress=False)
     stages = {s.name: {t.name: f for t, f in s.terms} for s in fitter.stages(fitter.initial_state(v))}

@@ -37,13 +37,15 @@ def outline_vertices(screen: torch.Tensor, faces: torch.Tensor, region: torch.Te
 class SilhouetteTerm(LossTerm):
     """``weight`` x :func:`~mfnet.losses.silhouette.silhouette_loss` of the face region's outline
     vertices (``region`` (V,) bool) against the person masks of the views' crops; ``tau``: the
-    robust scale, a fraction of the crop's side."""
+    robust scale, a fraction of the crop's side; ``threshold``: the segmentation confidence above which a
+    pixel is the person's."""
 
     name = "silhouette"
 
     def __init__(self, weight: float, region: torch.Tensor, tau: float = 0.03, band: float = 1.0,
-                 refresh_every: int = 10):
+                 refresh_every: int = 10, threshold: float = 0.5):
         self.weight, self.region, self.tau, self.band = weight, region, tau, band
+        self.threshold = threshold
         self.refresh_every = max(1, refresh_every)
         self.masks: torch.Tensor | None = None  # (N, S, S) bool person masks of the crops
         self.sdf: torch.Tensor | None = None
@@ -55,7 +57,7 @@ class SilhouetteTerm(LossTerm):
 
         S, model = state.views.size, state.model
         if self.sdf is None:
-            self.masks = person_masks(state.views.images)
+            self.masks = person_masks(state.views.images, self.threshold)
             self.sdf = torch.stack([signed_distance(m) for m in self.masks])
         screen = state.rig.cameras(detach=True).project(state.posed_vertices(), (S, S))
         chosen = outline_vertices(screen, model.faces, self.region.to(screen.device), S, self.band)

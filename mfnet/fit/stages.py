@@ -115,7 +115,7 @@ def silhouette_term(cfg: FitConfig, state: FitState) -> SilhouetteTerm:
     o = cfg.silhouette
     region = torch.zeros(state.model.num_vertices, dtype=torch.bool, device=state.model.faces.device)
     region[state.model.masks[silhouette_region(cfg, state.model)].to(region.device)] = True
-    return SilhouetteTerm(cfg.weights.silhouette, region, o.tau, o.band, o.refresh_every)
+    return SilhouetteTerm(cfg.weights.silhouette, region, o.tau, o.band, o.refresh_every, o.threshold)
 
 
 def head_prior_weights(heads: torch.Tensor, w) -> tuple[torch.Tensor, torch.Tensor]:
