@@ -130,18 +130,7 @@ class Renderer:
         depth = frags.depth_packed[None]
 
         if texture is not None:
-            if vt is None or ft is None:
-                raise ValueError("texture rendering needs vt and ft")
-            vt = vt.to(verts)
-            ft = ft.to(device=verts.device, dtype=torch.long)
-            uv = interpolate_face_attributes_packed(frags, vt[ft][None])  # (M, 2)
-            tex = texture.to(dt)
-            if tex.shape[0] == 1:
-                albedo = sample_texture(tex, uv[None, None])[0, 0].t()
-            else:
-                albedo = torch.cat(
-                    [sample_texture(tex[k : k + 1], uv[None, None, a:e])[0, 0].t() for k, (a, e) in enumerate(zip(starts, ends))], 1
-                )
+            albedo = _texture_albedo(frags, texture.to(dt), vt, ft, spans)
         elif use_vc:
             albedo = vals[1]
         else:
@@ -168,3 +157,19 @@ class Renderer:
             albedo=frags.scatter_cm(albedo) if extras else None,
             shading=frags.scatter_cm(shading) if extras and shading is not None else None,
         )
+
+
+def _texture_albedo(frags, texture: Tensor, vt: Tensor | None, ft: Tensor | None, spans) -> Tensor:
+    """(3, M) albedo of the covered pixels from ``texture`` (B or 1, 3, T, T) at the UVs ``vt`` (T', 2) of
+    the faces' corners ``ft`` (F, 3); ``spans``: each view's [start, end) among the covered pixels."""
+    if vt is None or ft is None:
+        raise ValueError("texture rendering needs vt and ft")
+    dev = frags.bary_packed.device
+    vt = vt.to(device=dev, dtype=texture.dtype)
+    ft = ft.to(device=dev, dtype=torch.long)
+    uv = interpolate_face_attributes_packed(frags, vt[ft][None])  # (M, 2)
+    if texture.shape[0] == 1:
+        return sample_texture(texture, uv[None, None])[0, 0].t()
+    return torch.cat([sample_texture(texture[k:k + 1], uv[None, None, a:e])[0, 0].t()
+                      for k, (a, e) in enumerate(spans)], 1)
+
