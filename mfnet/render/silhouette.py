@@ -108,53 +108,72 @@ def soft_silhouette(
         silhouette_faces_only: restrict to contour faces (see module doc).
     """
     H, W = _image_size(image_size)
-    B, V = screen_verts.shape[:2]
+    B = screen_verts.shape[0]
     faces = faces.to(device=screen_verts.device, dtype=torch.long)
     if fragments is None:
         fragments = rasterize(screen_verts, faces, (H, W), cull_backfaces, perspective_correct)
     covered = fragments.mask.reshape(-1)
     r = 6.0 * sigma if radius is None else float(radius)
-    dt = screen_verts.dtype
+    upix, slot, vidx, px, py = _uncovered_candidates(screen_verts, faces, fragments, (H, W), r, cull_backfaces,
+                                                     perspective_correct, silhouette_faces_only)
+    d = _distance_to_triangles(screen_verts, vidx, px, py)
+    acc = d.new_zeros(upix.numel()).index_add(0, slot, Fn.logsigmoid(d / sigma))
+    soft = covered.to(screen_verts.dtype)
+    soft = soft.index_put((upix,), 1.0 - torch.exp(acc))
+    return soft.view(B, H, W)
+
+
+@torch.no_grad()
+def _uncovered_candidates(screen_verts: Tensor, faces: Tensor, fragments: Fragments, size: tuple[int, int], r: float,
+                          cull_backfaces: bool, perspective_correct: bool, silhouette_faces_only: bool):
+    """The uncovered pixels within ``r`` pixels of a (contour) face's box: (upix (U,) the touched pixels,
+    flat and sorted; slot (N,) each candidate's index among them; vidx (3, N) its triangle's rows of the
+    flat vertices; px, py (N,) its pixel centre)."""
+    H, W = size
+    B, V = screen_verts.shape[:2]
     F = faces.shape[0]
-    with torch.no_grad():
-        sv = screen_verts.detach()
-        area = fragments.face_areas
-        if area is None or area.shape != (B, F):
-            area = signed_areas(sv, faces)
-        if silhouette_faces_only:
-            sel = _contour(area, faces, cull_backfaces)
-        else:
-            sel = (area < 0) if cull_backfaces else (area != 0)
-        sel &= torch.isfinite(area)
-        g = torch.nonzero(sel.reshape(-1)).squeeze(1)
-        gb = torch.div(g, F, rounding_mode="floor")
-        cidx = faces.index_select(0, g - gb * F) + (gb * V)[:, None]  # (S, 3) rows of flat verts
-        t = sv.reshape(-1, 3).index_select(0, cidx.reshape(-1)).view(-1, 3, 3)
-        if perspective_correct:
-            front = t[..., 2].amin(1) > 0
-            g, gb, cidx, t = g[front], gb[front], cidx[front], t[front]
-        lo = t[..., :2].amin(1) - r
-        hi = t[..., :2].amax(1) + r
-        j0 = torch.ceil(lo[:, 0] - 0.5).clamp(0, W)
-        i0 = torch.ceil(lo[:, 1] - 0.5).clamp(0, H)
-        nx = (torch.floor(hi[:, 0] - 0.5).clamp(-1, W - 1) - j0 + 1).clamp(min=0).long()
-        ny = (torch.floor(hi[:, 1] - 0.5).clamp(-1, H - 1) - i0 + 1).clamp(min=0).long()
-        box, di, dj = box_candidates(nx, ny)
-        pi = i0.long()[box] + di
-        pj = j0.long()[box] + dj
-        pix = (gb[box] * H + pi) * W + pj
-        free = torch.nonzero(~covered[pix]).squeeze(1)
-        pix, box, pi, pj = pix[free], box[free], pi[free], pj[free]
-        vidx = cidx.t().contiguous().index_select(1, box)  # (3, N)
-        px, py = pj.to(dt) + 0.5, pi.to(dt) + 0.5
-        # unique touched pixels (sorted) and each candidate's slot among them
-        touched = torch.zeros(B * H * W, dtype=torch.bool, device=sv.device)
-        touched[pix] = True
-        upix = torch.nonzero(touched).squeeze(1)
-        slot = torch.zeros(B * H * W, dtype=torch.long, device=sv.device)
-        slot[upix] = torch.arange(upix.numel(), device=sv.device)
-        slot = slot[pix]
-    # point-to-triangle distance, one (N,) vector per corner/edge (fast on CPU)
+    covered = fragments.mask.reshape(-1)
+    sv = screen_verts.detach()
+    area = fragments.face_areas
+    if area is None or area.shape != (B, F):
+        area = signed_areas(sv, faces)
+    if silhouette_faces_only:
+        sel = _contour(area, faces, cull_backfaces)
+    else:
+        sel = (area < 0) if cull_backfaces else (area != 0)
+    sel &= torch.isfinite(area)
+    g = torch.nonzero(sel.reshape(-1)).squeeze(1)
+    gb = torch.div(g, F, rounding_mode="floor")
+    cidx = faces.index_select(0, g - gb * F) + (gb * V)[:, None]  # (S, 3) rows of flat verts
+    t = sv.reshape(-1, 3).index_select(0, cidx.reshape(-1)).view(-1, 3, 3)
+    if perspective_correct:
+        front = t[..., 2].amin(1) > 0
+        g, gb, cidx, t = g[front], gb[front], cidx[front], t[front]
+    lo = t[..., :2].amin(1) - r
+    hi = t[..., :2].amax(1) + r
+    j0 = torch.ceil(lo[:, 0] - 0.5).clamp(0, W)
+    i0 = torch.ceil(lo[:, 1] - 0.5).clamp(0, H)
+    nx = (torch.floor(hi[:, 0] - 0.5).clamp(-1, W - 1) - j0 + 1).clamp(min=0).long()
+    ny = (torch.floor(hi[:, 1] - 0.5).clamp(-1, H - 1) - i0 + 1).clamp(min=0).long()
+    box, di, dj = box_candidates(nx, ny)
+    pi = i0.long()[box] + di
+    pj = j0.long()[box] + dj
+    pix = (gb[box] * H + pi) * W + pj
+    free = torch.nonzero(~covered[pix]).squeeze(1)
+    pix, box, pi, pj = pix[free], box[free], pi[free], pj[free]
+    vidx = cidx.t().contiguous().index_select(1, box)  # (3, N)
+    # unique touched pixels (sorted) and each candidate's slot among them
+    touched = torch.zeros(B * H * W, dtype=torch.bool, device=sv.device)
+    touched[pix] = True
+    upix = torch.nonzero(touched).squeeze(1)
+    slot = torch.zeros(B * H * W, dtype=torch.long, device=sv.device)
+    slot[upix] = torch.arange(upix.numel(), device=sv.device)
+    return upix, slot[pix], vidx, pj.to(sv.dtype) + 0.5, pi.to(sv.dtype) + 0.5
+
+
+def _distance_to_triangles(screen_verts: Tensor, vidx: Tensor, px: Tensor, py: Tensor) -> Tensor:
+    """(N,) distance (pixels) from each point (px, py) to its triangle's edges ``vidx`` (3, N) (rows of the
+    flat (B*V, 3) ``screen_verts``), with gradients to the vertices; one vector per edge (fast on CPU)."""
     svT = screen_verts.reshape(-1, 3).t()[0:2].contiguous()  # (2, B*V) rows x, y
     c = [svT.index_select(1, vidx[k]) for k in range(3)]
     xs, ys = [ck[0] for ck in c], [ck[1] for ck in c]
@@ -166,8 +185,4 @@ def soft_silhouette(
         dx, dy = ax - tt * ex, ay - tt * ey
         dk = dx * dx + dy * dy
         d2 = dk if d2 is None else torch.minimum(d2, dk)
-    d = torch.sqrt(d2 + 1e-12)
-    acc = d.new_zeros(upix.numel()).index_add(0, slot, Fn.logsigmoid(d / sigma))
-    soft = covered.to(dt)
-    soft = soft.index_put((upix,), 1.0 - torch.exp(acc))
-    return soft.view(B, H, W)
+    return torch.sqrt(d2 + 1e-12)
