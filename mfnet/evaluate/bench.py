@@ -170,20 +170,13 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
     from ..fit.config import without
     from ..calibrate.install import load_model
     from ..headmodel.model import HeadModel
-    from ..pipeline import reconstruct
 
     if not isinstance(model, HeadModel):
         model = load_model(model)
     model = model.shallow_copy()  # the ground truth's landmarks (alignment) use the embedding the fit uses
     if not model.use_landmark_embedding("mediapipe"):
         model.use_landmark_embedding("static")
-    bins = list(ANGLE_BINS) if bins is None else list(bins)
-    for b in bins:
-        if b not in ANGLE_BINS:
-            raise ValueError(f"unknown angle bin {b!r}: choose from {', '.join(ANGLE_BINS)}")
-    for v in views:
-        if v not in ("1", "3"):
-            raise ValueError(f"views must be '1' or '3', got {v!r}")
+    bins = _checked(bins, views)
     subject_ids = list(range(subjects)) if isinstance(subjects, int) else [int(s) for s in subjects]
     faces = model.faces.cpu().numpy().astype(np.int64)
     shared: dict[str, np.ndarray] = {}  # one copy of the index arrays / ground truth for all details
@@ -204,37 +197,63 @@ def run_benchmark(model=None, subjects: int | Sequence[int] = 4, bins: Sequence[
             shared.pop("gt", None)
             shared.pop("face_idx", None)
             for var in plan:
-                n = int(var.views)
                 row = {"method": var.method, "views": var.views, "ablation": "-".join(var.disabled),
                        "subject": s, "bin": b, "query_yaw": round(q, 3),
-                       "yaws": " ".join(f"{y:.1f}" for y in yaws[:n]), "failed": 0, "error": ""}
-                t = time.perf_counter()
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        rec = reconstruct(images[:n], model=model, preset=preset, progress=False,
-                                          method=var.method, checkpoint=checkpoint,
-                                          **without(*disabled_losses, *var.disabled))
-                    row["seconds"] = time.perf_counter() - t
-                    row["used_views"] = len(rec.names)  # views whose face was detected
-                    metrics, detail = score_detail(rec.vertices, rec.landmarks3d, gt_v, gt_l, faces, region)
-                    row.update(metrics)
-                    if keep_details:
-                        detail.gt = shared.setdefault("gt", detail.gt)
-                        detail.face_idx = shared.setdefault("face_idx", detail.face_idx)
-                        detail.faces = faces
-                        row["detail"] = detail
-                except Exception as exc:  # a detector miss is a benchmark failure, reported in the table
-                    row.update({"seconds": time.perf_counter() - t, "failed": 1, "used_views": 0,
-                                "error": f"{type(exc).__name__}: {exc}"[:200],
-                                **{k: float("nan") for k in (*METRICS, "vertex_mm")}})
+                       "yaws": " ".join(f"{y:.1f}" for y in yaws[:int(var.views)]), "failed": 0, "error": ""}
+                detail = _run_variant(row, images[:int(var.views)], model, preset, var.method, checkpoint,
+                                      without(*disabled_losses, *var.disabled), (gt_v, gt_l, faces, region))
+                if keep_details and detail is not None:
+                    detail.gt = shared.setdefault("gt", detail.gt)
+                    detail.face_idx = shared.setdefault("face_idx", detail.face_idx)
+                    detail.faces = faces
+                    row["detail"] = detail
                 rows.append(row)
                 if progress is not None:
-                    progress(f"{var.label:24s} subject {s} bin {b:>5s} yaw {q:6.1f}: "
-                             + ("FAILED " + row["error"] if row["failed"] else
-                                f"CD {row['cd']:.2f} MNE {row['mne']:.3f} CR {row['cr']:.3f} "
-                                f"vertex {row['vertex_mm']:.2f} mm, {row['used_views']}/{n} views detected, {row['seconds']:.1f} s"))
+                    progress(f"{var.label:24s} subject {s} bin {b:>5s} yaw {q:6.1f}: " + _row_line(row))
     return rows
+
+
+def _checked(bins: Sequence[str] | None, views: Sequence[str]) -> list[str]:
+    """The angle bins to run (default all); ValueError for an unknown bin or view count."""
+    bins = list(ANGLE_BINS) if bins is None else list(bins)
+    for b in bins:
+        if b not in ANGLE_BINS:
+            raise ValueError(f"unknown angle bin {b!r}: choose from {', '.join(ANGLE_BINS)}")
+    for v in views:
+        if v not in ("1", "3"):
+            raise ValueError(f"views must be '1' or '3', got {v!r}")
+    return bins
+
+
+def _run_variant(row: dict, images: list, model, preset: str, method: str, checkpoint, overrides: dict,
+                 truth: tuple) -> "ReconDetail | None":
+    """Reconstruct ``images`` and score them against ``truth`` (gt vertices, gt landmarks, faces, face
+    region) into ``row`` (in place); the :class:`ReconDetail`, or None where the reconstruction failed
+    (a detector miss is a benchmark failure, reported in the table)."""
+    from ..pipeline import reconstruct
+
+    t = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rec = reconstruct(images, model=model, preset=preset, progress=False, method=method,
+                              checkpoint=checkpoint, **overrides)
+        row["seconds"] = time.perf_counter() - t
+        row["used_views"] = len(rec.names)  # views whose face was detected
+        metrics, detail = score_detail(rec.vertices, rec.landmarks3d, *truth)
+        row.update(metrics)
+        return detail
+    except Exception as exc:
+        row.update({"seconds": time.perf_counter() - t, "failed": 1, "used_views": 0,
+                    "error": f"{type(exc).__name__}: {exc}"[:200], **{k: float("nan") for k in (*METRICS, "vertex_mm")}})
+        return None
+
+
+def _row_line(row: dict) -> str:
+    if row["failed"]:
+        return "FAILED " + row["error"]
+    return (f"CD {row['cd']:.2f} MNE {row['mne']:.3f} CR {row['cr']:.3f} vertex {row['vertex_mm']:.2f} mm, "
+            f"{row['used_views']}/{row['views']} views detected, {row['seconds']:.1f} s")
 
 
 def row_label(row: dict) -> str:
