@@ -89,9 +89,6 @@ def build_flow_correspondences(verts: torch.Tensor, faces: torch.Tensor, cameras
     sv = cameras.project(verts, (S, S))
     frags = rasterize(sv, faces, (S, S), perspective_correct=cameras.perspective_correct)
     p2f = frags.pix_to_face
-    ys, xs = torch.meshgrid(torch.arange(S, device=verts.device), torch.arange(S, device=verts.device), indexing="ij")
-    pix = torch.stack([xs, ys], -1).to(verts.dtype) + 0.5  # (S, S, 2) pixel centres (x, y)
-    gen = torch.Generator().manual_seed(seed)
     covered = []
     for b in range(N):
         c = p2f[b] >= 0
@@ -102,38 +99,47 @@ def build_flow_correspondences(verts: torch.Tensor, faces: torch.Tensor, cameras
     def boxes(a: int, b: int) -> torch.Tensor:  # the paper's MB ⊙ MF: both views' landmark boxes
         return torch.from_numpy(landmark_masks(landmarks, landmark_weights, a, b, S)).to(p2f.device)
 
-    parts, pairs_a, pairs_b = [], [], []
-    for p in covisible_pairs(sv, frags, faces, S, covered, depth_tol, max_points_per_pair, gen,
-                             zbuffer=mode == "zbuffer", pair_mask=boxes if mode == "landmarks" else None):
-        idx = p.mask.nonzero()[p.keep]
-        parts.append((p.f[p.keep], p.w[p.keep], p.q[p.keep, :2], pix[idx[:, 0], idx[:, 1]], p.mask, p.q, p.inside))
-        pairs_a.append(p.a)
-        pairs_b.append(p.b)
-    # warped images I_{a->b}: photo a sampled at q, placed at the pixels of view b
-    warped, targets = [], []
-    for (f, w, qa, pb, mask, q, inside), a, b in zip(parts, pairs_a, pairs_b):
-        grid = (q[:, :2] / S * 2 - 1)[None, None]  # (1, 1, k, 2) normalised (x, y)
-        vals = F.grid_sample(images[a:a + 1], grid.to(images.dtype), align_corners=False)[0, :, 0]  # (3, k)
-        img = torch.zeros_like(images[b])
-        keep_mask = mask.clone()
-        keep_mask[mask] = inside
-        img[:, mask] = vals * inside.to(vals.dtype)
-        warped.append(img)
-        targets.append(images[b] * keep_mask.to(images.dtype))
-    if not parts:
+    pairs = list(covisible_pairs(sv, frags, faces, S, covered, depth_tol, max_points_per_pair,
+                                 torch.Generator().manual_seed(seed), zbuffer=mode == "zbuffer",
+                                 pair_mask=boxes if mode == "landmarks" else None))
+    if not pairs:
         return _empty(verts)
+    warped, targets = zip(*(_warp_pair(images, p) for p in pairs))
     flows = flow_fn(torch.stack(warped), torch.stack(targets))  # (P, S, S, 2)
+    return _collect(verts, pairs, flows, max_flow * S)
+
+
+def _warp_pair(images: torch.Tensor, p) -> tuple[torch.Tensor, torch.Tensor]:
+    """The warped image I_{a->b} (photo a sampled where view b's co-visible pixels land in a, placed at
+    those pixels) and photo b on the same pixels, both (3, S, S), zero elsewhere."""
+    S = images.shape[-1]
+    grid = (p.q[:, :2] / S * 2 - 1)[None, None]  # (1, 1, k, 2) normalised (x, y)
+    vals = F.grid_sample(images[p.a:p.a + 1], grid.to(images.dtype), align_corners=False)[0, :, 0]  # (3, k)
+    img = torch.zeros_like(images[p.b])
+    keep_mask = p.mask.clone()
+    keep_mask[p.mask] = p.inside
+    img[:, p.mask] = vals * p.inside.to(vals.dtype)
+    return img, images[p.b] * keep_mask.to(images.dtype)
+
+
+def _collect(verts: torch.Tensor, pairs, flows: torch.Tensor, max_flow_px: float) -> FlowCorrespondences:
+    """The drawn points of every pair with their flow targets (flows shorter than ``max_flow_px``)."""
+    S = flows.shape[1]
+    ys, xs = torch.meshgrid(torch.arange(S, device=verts.device), torch.arange(S, device=verts.device), indexing="ij")
+    pix = torch.stack([xs, ys], -1).to(verts.dtype) + 0.5  # (S, S, 2) pixel centres (x, y)
     out = {k: [] for k in ("a", "b", "f", "w", "ta", "tb")}
     mags = []
-    for i, ((f, w, qa, pb, *_), a, b) in enumerate(zip(parts, pairs_a, pairs_b)):
+    for p, flow in zip(pairs, flows):
+        idx = p.mask.nonzero()[p.keep]
+        f, w, qa, pb = p.f[p.keep], p.w[p.keep], p.q[p.keep, :2], pix[idx[:, 0], idx[:, 1]]
         if f.numel() == 0:
             continue
         pi = pb.floor().long()
-        fl = flows[i][pi[:, 1], pi[:, 0]]  # (k, 2)
-        ok = fl.norm(dim=-1) < max_flow * S
+        fl = flow[pi[:, 1], pi[:, 0]]  # (k, 2)
+        ok = fl.norm(dim=-1) < max_flow_px
         mags.append(fl[ok].norm(dim=-1))
-        out["a"].append(torch.full((int(ok.sum()),), a, dtype=torch.long))
-        out["b"].append(torch.full((int(ok.sum()),), b, dtype=torch.long))
+        out["a"].append(torch.full((int(ok.sum()),), p.a, dtype=torch.long))
+        out["b"].append(torch.full((int(ok.sum()),), p.b, dtype=torch.long))
         out["f"].append(f[ok])
         out["w"].append(w[ok])
         out["ta"].append(qa[ok])
