@@ -188,12 +188,17 @@ def _dump_json(path: Path, doc) -> None:
 
 
 def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> None:
-    n = len(rec.names)
-    head = rec.head
-    light = _np(rec.views.light)
-    err = np.asarray(rec.reprojection_error_px, np.float64)
+    """params.npz (arrays) and params.json (the same, readable, with the cameras' conventions)."""
+    arrays = _param_arrays(rec, cams, model_version)
+    with atomic_path(d / "params.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    _dump_json(d / "params.json", _params_doc(rec, cams, stems, model_version, arrays))
+
+
+def _param_arrays(rec, cams: ExportCameras, model_version) -> dict[str, np.ndarray]:
+    n, head = len(rec.names), rec.head
     lmk3d = _np(rec.landmarks3d)
-    now = lmk3d[list(NOW_LANDMARKS)]
     arrays = {
         "shape": _np(head.shape), "expression": _np(head.expression), "jaw": _np(head.jaw),
         "rotation": _np(rec.views.rotation).reshape(n, 3), "rotation_matrix": cams.R_view,
@@ -201,8 +206,10 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
         "inv_distance": cams.inv_distance,
         "crop_size": np.int64(rec.crop_size), "crop_to_original": _np(rec.crop_to_original),
         "K": cams.K, "R": cams.R, "t": cams.t, "pivot": cams.pivot, "posed_offset": cams.offsets,
-        "landmarks3d": lmk3d, "now_landmarks3d": now, "now_landmark_indices": np.asarray(NOW_LANDMARKS),
-        "reprojection_error_px": err, "names": np.asarray([str(x) for x in rec.names], dtype=str),
+        "landmarks3d": lmk3d, "now_landmarks3d": lmk3d[list(NOW_LANDMARKS)],
+        "now_landmark_indices": np.asarray(NOW_LANDMARKS),
+        "reprojection_error_px": np.asarray(rec.reprojection_error_px, np.float64),
+        "names": np.asarray([str(x) for x in rec.names], dtype=str),
         "model_name": np.asarray(str(rec.model_name)), "model_version": np.asarray(str(model_version or "")),
     }
     if getattr(rec, "neutral_shape", None) is not None:
@@ -210,30 +217,34 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
     for key in ("neck", "eyes"):
         if getattr(head, key, None) is not None:
             arrays[key] = _np(getattr(head, key))
+    light = _np(rec.views.light)
     if light is not None:
         arrays["light"] = light
-    calib = rec.calibrated_cameras  # a calibrated rig (mfnet reconstruct --cameras)
-    if calib is not None:
-        arrays.update({f"rig_{k}": np.asarray(v) for k, v in calib.items()})
-    with atomic_path(d / "params.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-    views = []
-    for i in range(n):
-        views.append({
-            "name": str(rec.names[i]), "stem": stems[i],
-            "rotation_axis_angle": _lists(arrays["rotation"][i]), "rotation_matrix": _lists(cams.R_view[i]),
-            "yaw_pitch_roll_deg": _lists(cam.euler_degrees(cams.R_view[i])),
-            "weak_perspective": {"scale": float(arrays["scale"][i]), "trans": _lists(arrays["trans"][i]),
-                                 "inv_distance": float(arrays["inv_distance"][i]),
-                                 "crop_size": int(rec.crop_size),
-                                 "crop_to_original": _lists(arrays["crop_to_original"][i])},
-            "opencv": {"K": _lists(cams.K[i]), "R": _lists(cams.R[i]), "t": _lists(cams.t[i]),
-                       "rvec": _lists(cam.matrix_to_axis_angle(cams.R[i])), "dist": [0.0] * 5},
-            "light_sh": _lists(light[i]) if light is not None else None,
-            "reprojection_error_px": float(err[i]),
-            "reprojection_error_iod_percent": float(iod_percent(rec)[i]),
-        })
+    if rec.calibrated_cameras is not None:  # a calibrated rig (mfnet reconstruct --cameras)
+        arrays.update({f"rig_{k}": np.asarray(v) for k, v in rec.calibrated_cameras.items()})
+    return arrays
+
+
+def _view_entry(rec, cams: ExportCameras, stems, arrays: dict, i: int) -> dict:
+    light, err = arrays.get("light"), arrays["reprojection_error_px"]
+    return {
+        "name": str(rec.names[i]), "stem": stems[i],
+        "rotation_axis_angle": _lists(arrays["rotation"][i]), "rotation_matrix": _lists(cams.R_view[i]),
+        "yaw_pitch_roll_deg": _lists(cam.euler_degrees(cams.R_view[i])),
+        "weak_perspective": {"scale": float(arrays["scale"][i]), "trans": _lists(arrays["trans"][i]),
+                             "inv_distance": float(arrays["inv_distance"][i]),
+                             "crop_size": int(rec.crop_size),
+                             "crop_to_original": _lists(arrays["crop_to_original"][i])},
+        "opencv": {"K": _lists(cams.K[i]), "R": _lists(cams.R[i]), "t": _lists(cams.t[i]),
+                   "rvec": _lists(cam.matrix_to_axis_angle(cams.R[i])), "dist": [0.0] * 5},
+        "light_sh": _lists(light[i]) if light is not None else None,
+        "reprojection_error_px": float(err[i]),
+        "reprojection_error_iod_percent": float(iod_percent(rec)[i]),
+    }
+
+
+def _params_doc(rec, cams: ExportCameras, stems, model_version, arrays: dict) -> dict:
+    n, err = len(rec.names), arrays["reprojection_error_px"]
     doc = {
         "format": "mfnet-reconstruction/1", "mfnet_version": __version__,
         "model": {"name": str(rec.model_name), "version": model_version},
@@ -241,7 +252,7 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
         "head": {"shape": _lists(arrays["shape"]), "expression": _lists(arrays["expression"]),
                  "jaw": _lists(arrays["jaw"]), "neck": _lists(arrays.get("neck")), "eyes": _lists(arrays.get("eyes")),
                  "neutral_shape": _lists(arrays.get("neutral_shape"))},
-        "views": views,
+        "views": [_view_entry(rec, cams, stems, arrays, i) for i in range(n)],
         "cameras": {
             "weak_perspective": "x_r = c/2 + s*c/2*(P_x + t_x), y_r = c/2 - s*c/2*(P_y + t_y) in renderer crop "
                                 "pixels (centres at +0.5); crop_to_original maps them to original pixels",
@@ -250,17 +261,19 @@ def _write_params(d: Path, rec, cams: ExportCameras, stems, model_version) -> No
             "posed": "posed head of a view = R_view X + posed_offset = R_view (X - pivot) + pivot",
             "posed_source": cams.posed_source, "pivot": _lists(cams.pivot),
         },
-        "now_landmarks3d": {"indices": list(NOW_LANDMARKS), "names": list(NOW_NAMES), "points": _lists(now)},
+        "now_landmarks3d": {"indices": list(NOW_LANDMARKS), "names": list(NOW_NAMES),
+                            "points": _lists(arrays["now_landmarks3d"])},
         "reprojection_error_px": {"per_view": _lists(err), "mean": float(err.mean()) if n else None},
         "reprojection_error_iod_percent": {"per_view": _lists(iod_percent(rec)),
                                            "note": "percent of the inter-ocular distance (outer eye corners)"},
         "timings_s": {k: float(v) for k, v in rec.timings.items()},
     }
+    calib = rec.calibrated_cameras
     if calib is not None:
         doc["calibrated_rig"] = {"note": "the given cameras (x ~ K (R X + t), original pixels) and the fitted head "
                                          "pose in the rig's world frame: X_world = R_head (X - J0) + J0 + T",
                                  **{k: _lists(np.asarray(v)) for k, v in calib.items()}}
-    _dump_json(d / "params.json", doc)
+    return doc
 
 
 def _write_landmarks(d: Path, rec, stems, with_overlays: bool) -> None:
