@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from mfnet.headmodel.data import HeadModelData, HeadModelError
-from mfnet.headmodel.ict import DEFAULT_REGIONS, convert_ict, fetch_ict
+from mfnet.headmodel.ict import DEFAULT_REGIONS, convert_ict
+from mfnet.headmodel.ict_fetch import fetch_ict
 from mfnet.headmodel.objio import read_obj, read_obj_vertices
 
 README_NAMES = {  # converter region -> README "Face Model Topology" geometry names

@@ -121,7 +121,8 @@ def cmd_convert_ict(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from ..headmodel.ict import DEFAULT_URL, fetch_ict
+    from ..headmodel.ict import DEFAULT_URL
+    from ..headmodel.ict_fetch import fetch_ict
     from ..calibrate.install import install_ict
     from ..headmodel.registry import user_dir
 
