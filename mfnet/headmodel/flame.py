@@ -20,7 +20,7 @@ and says where to get one (DECA's ``data/landmark_embedding.npy``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,9 @@ import numpy as np
 from .data import HeadModelData, HeadModelError
 from .flame_conventions import (
     add_mask_aliases, check_uvs, check_variant, pick_model_file, pose_correctives, trim_directions)
-from .safe_pickle import safe_load, safe_load_npy
+from .flame_landmarks import (LMK_HINT, LandmarkEmbedding, MediaPipeEmbedding, load_landmark_embedding,
+                              load_mediapipe_embedding)
+from .safe_pickle import safe_load
 
 __all__ = ["load_flame_pickle", "flame_variant", "LandmarkEmbedding", "load_landmark_embedding",
            "MediaPipeEmbedding", "load_mediapipe_embedding", "load_flame_masks", "load_flame_uvs",
@@ -37,9 +39,6 @@ __all__ = ["load_flame_pickle", "flame_variant", "LandmarkEmbedding", "load_land
 PathLike = str | os.PathLike
 MODEL_HINT = ("Expected a FLAME model pickle (FLAME 2020 generic_model.pkl, flame2023.pkl or "
               "flame2023_Open.pkl) downloaded from https://flame.is.tue.mpg.de.")
-LMK_HINT = ("Expected DECA's data/landmark_embedding.npy (https://github.com/yfeng95/DECA, "
-            "fetch_data.sh) or FLAME_PyTorch's model/flame_static_embedding.pkl + "
-            "flame_dynamic_embedding.npy (https://github.com/soubhiksanyal/FLAME_PyTorch).")
 REQUIRED_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")
 N_SHAPE_COMPONENTS = 300  # FLAME 2020/2023 shapedirs: [:300] identity, [300:] expression
 LICENSE_FLAME = ("FLAME model license: non-commercial scientific research only "
@@ -114,124 +113,6 @@ def flame_variant(raw: dict, path: PathLike) -> dict:
     what = "chumpy pickle" if chumpy else "plain pickle"
     return {**base, "variant": "FLAME (release unknown)", "version": "unknown",
             "evidence": f"{what}, unrecognised file name"}
-
-
-# ---------------------------------------------------------------- landmarks
-@dataclass
-class LandmarkEmbedding:
-    """iBUG-68 static embedding (17 contour + 51 inner points) and optional dynamic contour."""
-
-    faces_idx: np.ndarray                     # (68,) int64 face indices
-    bary_coords: np.ndarray                   # (68, 3) float64
-    dyn_faces_idx: np.ndarray | None = None   # (79, 17) int64, rows by yaw
-    dyn_bary_coords: np.ndarray | None = None  # (79, 17, 3)
-    source: str = ""
-    files: list[str] = field(default_factory=list)
-
-
-def _embedding_pair(path, faces, bary, n=None, what="static"):
-    faces, bary = np.asarray(faces), np.asarray(bary, dtype=np.float64)
-    if not np.issubdtype(faces.dtype, np.integer) or bary.shape != faces.shape + (3,) or (n and faces.shape != n):
-        raise _err(path, f"{what} embedding must be faces {n or '(...)'} + barycentrics (..., 3), got "
-                         f"{faces.shape} {faces.dtype} and {bary.shape}", LMK_HINT)
-    if faces.size and int(faces.min()) < 0:
-        raise _err(path, f"{what} embedding has negative face indices", LMK_HINT)
-    if bary.size and (not np.isfinite(bary).all() or np.abs(bary.sum(-1) - 1).max() > 1e-2):
-        raise _err(path, f"{what} barycentric coordinates do not sum to 1", LMK_HINT)
-    return faces.astype(np.int64), bary
-
-
-def _load_dynamic(path) -> tuple[np.ndarray, np.ndarray]:
-    d = safe_load_npy(path, hint=LMK_HINT)
-    if not (isinstance(d, dict) and "lmk_face_idx" in d and "lmk_b_coords" in d):
-        raise _err(path, "not a FLAME dynamic embedding (expected keys lmk_face_idx, lmk_b_coords)", LMK_HINT)
-    try:
-        faces, bary = np.stack([np.asarray(r) for r in d["lmk_face_idx"]]), np.stack([np.asarray(r) for r in d["lmk_b_coords"]])
-    except ValueError as exc:
-        raise _err(path, f"dynamic embedding rows differ in size ({exc})", LMK_HINT) from None
-    return _embedding_pair(path, faces, bary, (79, 17), "dynamic")
-
-
-def load_landmark_embedding(path: PathLike, dynamic_path: PathLike | None = None) -> LandmarkEmbedding:
-    """Read a FLAME landmark embedding (format detected from the content).
-
-    * DECA ``landmark_embedding.npy``: static 68 from ``full_lmk_*`` (or dynamic row 0 +
-      static 51), dynamic (79, 17) from the torch tensors;
-    * RingNet ``flame_static_embedding.pkl`` (51 points): the 17 contour points are row 0
-      (frontal) of ``dynamic_path`` or of ``flame_dynamic_embedding.npy`` beside it;
-    * TF_FLAME ``flame_static_embedding_68.pkl`` (68 points), dynamic optional.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise _err(path, "no such file", LMK_HINT)
-    with open(path, "rb") as fh:
-        is_npy = fh.read(6) == b"\x93NUMPY"
-    d = safe_load_npy(path, hint=LMK_HINT) if is_npy else safe_load(path, hint=LMK_HINT)
-    if not isinstance(d, dict):
-        raise _err(path, f"holds a {type(d).__name__}, not a landmark-embedding dict", LMK_HINT)
-    files = [path.name]
-    if "dynamic_lmk_faces_idx" in d or "full_lmk_faces_idx" in d:  # DECA
-        dyn = None
-        if "dynamic_lmk_faces_idx" in d:
-            dyn = _embedding_pair(path, d["dynamic_lmk_faces_idx"], d.get("dynamic_lmk_bary_coords"), (79, 17), "dynamic")
-        if "full_lmk_faces_idx" in d:
-            faces, bary = np.asarray(d["full_lmk_faces_idx"]).reshape(-1), np.asarray(d.get("full_lmk_bary_coords")).reshape(-1, 3)
-        elif dyn is not None and "static_lmk_faces_idx" in d:
-            faces = np.concatenate([dyn[0][0], np.asarray(d["static_lmk_faces_idx"])])
-            bary = np.concatenate([dyn[1][0], np.asarray(d["static_lmk_bary_coords"])])
-        else:
-            raise _err(path, "DECA embedding without full_lmk_* or dynamic+static parts", LMK_HINT)
-        faces, bary = _embedding_pair(path, faces, bary, (68,))
-        return LandmarkEmbedding(faces, bary, *(dyn or (None, None)), "DECA landmark_embedding.npy", files)
-    if "lmk_face_idx" not in d or "lmk_b_coords" not in d:
-        raise _err(path, f"unknown landmark file (keys: {', '.join(sorted(map(str, d)))})", LMK_HINT)
-    if isinstance(d["lmk_face_idx"], list):
-        raise _err(path, "this is a dynamic (contour) embedding; pass flame_static_embedding.pkl as the "
-                         "embedding and this file as dynamic_path", LMK_HINT)
-    faces, bary = _embedding_pair(path, d["lmk_face_idx"], d["lmk_b_coords"])
-    sibling = path.with_name("flame_dynamic_embedding.npy")
-    dynamic_path = dynamic_path or (sibling if sibling.is_file() else None)
-    dyn = _load_dynamic(dynamic_path) if dynamic_path else None
-    if dyn is not None:
-        files.append(Path(dynamic_path).name)
-    if faces.shape == (51,):
-        if dyn is None:
-            raise _err(path, "has only the 51 inner landmarks; the 17 contour points come from "
-                             "flame_dynamic_embedding.npy (row 0), which was not found next to it "
-                             "(pass dynamic_path=...)", LMK_HINT)
-        faces, bary = np.concatenate([dyn[0][0], faces]), np.concatenate([dyn[1][0], bary])
-        source = "RingNet flame_static_embedding.pkl + flame_dynamic_embedding.npy"
-    elif faces.shape == (68,):
-        source = "68-point static embedding (TF_FLAME)"
-    else:
-        raise _err(path, f"static embedding has {faces.shape[0]} points, expected 51 or 68", LMK_HINT)
-    return LandmarkEmbedding(faces, bary, *(dyn or (None, None)), source, files)
-
-
-@dataclass
-class MediaPipeEmbedding:
-    faces_idx: np.ndarray         # (M,) int64
-    bary_coords: np.ndarray       # (M, 3)
-    landmark_indices: np.ndarray  # (M,) int64 into the 478 MediaPipe points
-
-
-def load_mediapipe_embedding(path: PathLike) -> MediaPipeEmbedding:
-    """metrical-tracker ``mediapipe_landmark_embedding.npz`` (lmk_face_idx, lmk_b_coords, landmark_indices)."""
-    hint = "Expected metrical-tracker's flame/mediapipe/mediapipe_landmark_embedding.npz."
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in ("lmk_face_idx", "lmk_b_coords", "landmark_indices")}
-    except FileNotFoundError:
-        raise _err(path, "no such file", hint) from None
-    except KeyError as exc:
-        raise _err(path, f"missing array {exc}", hint) from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise _err(path, f"not a readable .npz ({exc})", hint) from None
-    faces, bary = _embedding_pair(path, d["lmk_face_idx"], d["lmk_b_coords"], what="MediaPipe")
-    idx = d["landmark_indices"]
-    if idx.shape != faces.shape or not np.issubdtype(idx.dtype, np.integer) or (idx.size and (idx.min() < 0 or idx.max() >= 478)):
-        raise _err(path, f"landmark_indices must be {faces.shape} integers in [0, 478)", hint)
-    return MediaPipeEmbedding(faces, bary, idx.astype(np.int64))
 
 
 # ------------------------------------------------------------ masks and UVs
@@ -356,6 +237,35 @@ def build_flame_model(model_pkl: PathLike, *, landmark_embedding: PathLike | Lan
                              f"(mfnet fits landmarks). {LMK_HINT}")
     if not isinstance(landmark_embedding, LandmarkEmbedding):
         landmark_embedding = load_landmark_embedding(landmark_embedding, dynamic_embedding)
+    shape_all, expr_all = _split_directions(raw, model_pkl, n_shape, n_expr)
+    jr = raw["J_regressor"]
+    jr = jr.toarray() if hasattr(jr, "toarray") else np.asarray(jr)
+    parents = np.asarray(raw["kintree_table"][0]).astype(np.int64)
+    parents[0] = -1
+    lm = landmark_embedding
+    F = raw["f"].shape[0]
+    _check_embedding_fits(lm, F, model_pkl)
+    files = {"model": Path(model_pkl).name, "landmark_embedding": ", ".join(lm.files) or lm.source}
+    kw, masks = _optional_parts(mediapipe_embedding, masks, uvs, F, model_pkl, files)
+    if lm.dyn_faces_idx is not None:
+        kw.update(dyn_lmk_faces_idx=lm.dyn_faces_idx, dyn_lmk_bary_coords=lm.dyn_bary_coords.astype(np.float32))
+    meta = {"name": name or f"flame{info['version']}", "source": "FLAME", "variant": info["variant"],
+            "version": info["version"], "variant_evidence": info["evidence"], "license": info["license"],
+            "license_note": "landmark embeddings, masks and UVs keep the terms of their own downloads",
+            "units": "m", "files": files, "landmarks": lm.source, **extra}
+    shapedirs, exprdirs = trim_directions(shape_all, expr_all, n_shape, n_expr, meta)
+    data = HeadModelData(
+        v_template=raw["v_template"].astype(np.float32), faces=raw["f"].astype(np.int64),
+        shapedirs=shapedirs, exprdirs=exprdirs, posedirs=pose_correctives(raw["posedirs"]),
+        J_regressor=jr.astype(np.float32), weights=raw["weights"].astype(np.float32), parents=parents,
+        lmk_faces_idx=lm.faces_idx, lmk_bary_coords=lm.bary_coords.astype(np.float32),
+        masks=add_mask_aliases(masks or {}), meta=meta, **kw)
+    return data.validate(str(model_pkl))
+
+
+def _split_directions(raw: dict, model_pkl, n_shape: int, n_expr: int) -> tuple[np.ndarray, np.ndarray]:
+    """shapedirs split into identity and expression directions (FLAME 2023 Open: the last
+    ``supr_expression_metadata['n_expr']``, else the first 300 are identity); checks the counts asked for."""
     sd = raw["shapedirs"]
     K = sd.shape[2]
     meta_expr = raw.get("supr_expression_metadata")
@@ -372,18 +282,20 @@ def build_flame_model(model_pkl: PathLike, *, landmark_embedding: PathLike | Lan
     if not (0 <= n_shape <= shape_all.shape[2] and 0 <= n_expr <= expr_all.shape[2]):
         raise HeadModelError(f"{model_pkl}: asked for n_shape={n_shape}, n_expr={n_expr} but the file has "
                              f"{shape_all.shape[2]} shape and {expr_all.shape[2]} expression components")
-    jr = raw["J_regressor"]
-    jr = jr.toarray() if hasattr(jr, "toarray") else np.asarray(jr)
-    parents = np.asarray(raw["kintree_table"][0]).astype(np.int64)
-    parents[0] = -1
-    lm = landmark_embedding
-    F = raw["f"].shape[0]
+    return shape_all, expr_all
+
+
+def _check_embedding_fits(lm: LandmarkEmbedding, num_faces: int, model_pkl) -> None:
     for what, idx in (("static", lm.faces_idx), ("dynamic", lm.dyn_faces_idx)):
-        if idx is not None and idx.size and int(idx.max()) >= F:
+        if idx is not None and idx.size and int(idx.max()) >= num_faces:
             raise HeadModelError(f"{', '.join(lm.files) or 'landmark embedding'}: {what} landmarks index face "
-                                 f"{int(idx.max())} but {Path(model_pkl).name} has {F} faces: the embedding "
+                                 f"{int(idx.max())} but {Path(model_pkl).name} has {num_faces} faces: the embedding "
                                  f"belongs to another mesh. {LMK_HINT}")
-    files = {"model": Path(model_pkl).name, "landmark_embedding": ", ".join(lm.files) or lm.source}
+
+
+def _optional_parts(mediapipe_embedding, masks, uvs, num_faces: int, model_pkl, files: dict) -> tuple[dict, dict | None]:
+    """HeadModelData keywords of the optional files (MediaPipe embedding, UVs) and the masks, each loaded
+    from its path when given one (its name added to ``files``)."""
     kw: dict = {}
     if mediapipe_embedding is not None:
         if not isinstance(mediapipe_embedding, MediaPipeEmbedding):
@@ -398,22 +310,9 @@ def build_flame_model(model_pkl: PathLike, *, landmark_embedding: PathLike | Lan
         if not isinstance(uvs, tuple):
             files["uvs"] = Path(uvs).name
             uvs = load_flame_uvs(uvs)
-        check_uvs(np.asarray(uvs[1]), F, files.get("uvs", "UVs"), model_pkl)
+        check_uvs(np.asarray(uvs[1]), num_faces, files.get("uvs", "UVs"), model_pkl)
         kw.update(vt=np.asarray(uvs[0], np.float32), ft=np.asarray(uvs[1], np.int64))
-    if lm.dyn_faces_idx is not None:
-        kw.update(dyn_lmk_faces_idx=lm.dyn_faces_idx, dyn_lmk_bary_coords=lm.dyn_bary_coords.astype(np.float32))
-    meta = {"name": name or f"flame{info['version']}", "source": "FLAME", "variant": info["variant"],
-            "version": info["version"], "variant_evidence": info["evidence"], "license": info["license"],
-            "license_note": "landmark embeddings, masks and UVs keep the terms of their own downloads",
-            "units": "m", "files": files, "landmarks": lm.source, **extra}
-    shapedirs, exprdirs = trim_directions(shape_all, expr_all, n_shape, n_expr, meta)
-    data = HeadModelData(
-        v_template=raw["v_template"].astype(np.float32), faces=raw["f"].astype(np.int64),
-        shapedirs=shapedirs, exprdirs=exprdirs, posedirs=pose_correctives(raw["posedirs"]),
-        J_regressor=jr.astype(np.float32), weights=raw["weights"].astype(np.float32), parents=parents,
-        lmk_faces_idx=lm.faces_idx, lmk_bary_coords=lm.bary_coords.astype(np.float32),
-        masks=add_mask_aliases(masks or {}), meta=meta, **kw)
-    return data.validate(str(model_pkl))
+    return kw, masks
 
 
 def build_flame_from_folder(folder: PathLike, **kwargs) -> HeadModelData:
