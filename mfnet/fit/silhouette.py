@@ -43,7 +43,7 @@ class SilhouetteTerm(LossTerm):
     name = "silhouette"
 
     def __init__(self, weight: float, region: torch.Tensor, tau: float = 0.03, band: float = 1.0,
-                 refresh_every: int = 10, threshold: float = 0.5):
+                 refresh_every: int = 10, threshold: float = 0.85):
         self.weight, self.region, self.tau, self.band = weight, region, tau, band
         self.threshold = threshold
         self.refresh_every = max(1, refresh_every)

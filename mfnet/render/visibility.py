@@ -28,17 +28,14 @@ def land_in_view(screen_verts: torch.Tensor, faces: torch.Tensor, face_idx: torc
     return q, ok
 
 
-def subsample(index: torch.Tensor, most: int, priority: torch.Tensor | None = None) -> torch.Tensor:
+def subsample(index: torch.Tensor, most: int, priority: torch.Tensor) -> torch.Tensor:
     """At most ``most`` entries of ``index`` (K,): those of lowest ``priority`` (K,), kept in their order.
 
-    Without ``priority`` the first ``most``. With :func:`pixel_priority` as the priority, whether a pixel is
-    kept depends on its own priority and the threshold only, not on its position in ``index``: a small
-    change of the candidates (one pixel more) changes the kept points only there, where a random
-    permutation of the index would redraw them all."""
+    With :func:`pixel_priority` as the priority, whether a pixel is kept depends on its own priority and
+    the threshold only, not on its position in ``index``: a small change of the candidates (one pixel
+    more) changes the kept points only there, where a random permutation of the index would redraw them all."""
     if index.numel() <= most:
         return index
-    if priority is None:
-        return index[:most]
     order = torch.sort(priority, stable=True).indices[:most]
     return index[torch.sort(order).values]
 
