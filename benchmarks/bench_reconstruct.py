@@ -18,6 +18,7 @@ import argparse
 import statistics
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from mfnet.evaluate.synthetic import face_region, vertex_error_mm
 from mfnet.fit.config import without
 from mfnet.calibrate.install import load_model
 from mfnet.pipeline import reconstruct
+from mfnet.utils.images import ImageView
 
 from _common import parse_overrides  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
@@ -35,7 +37,7 @@ SETS = {"1 view (0°)": (0.0,), "3 views (0°, ±30°)": (-30.0, 0.0, 30.0), "3 
 
 
 def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), decompose: bool = False,
-        inv_distance: float = 0.0, **overrides):
+        inv_distance: float = 0.0, focal_known: bool = False, **overrides):
     model = load_model()
     # the embedding reconstruct() fits with: ground truth, mean head and fit then align on the same landmarks
     if not model.use_landmark_embedding("mediapipe"):
@@ -47,6 +49,9 @@ def run(subjects: int, preset: str, size: int = 512, sets=SETS, disabled=(), dec
         for seed in range(subjects):
             subj = render_subject(model, yaws, image_size=size, seed=1000 + seed, inv_distance=inv_distance)
             images = list(to_uint8(subj.images))
+            if focal_known and inv_distance > 0:  # as if each photo's EXIF recorded its focal length
+                f = (subj.cameras.scale / subj.cameras.inv_distance * size / 2).tolist()
+                images = [ImageView(Path(f"<render {i}>"), im, focal_px=fi) for i, (im, fi) in enumerate(zip(images, f))]
             t = time.perf_counter()
             try:
                 with warnings.catch_warnings():
@@ -106,6 +111,8 @@ def main():
                     help="per subject: error with the true expression / the true shape swapped in")
     ap.add_argument("--inv-distance", type=float, default=0.0, metavar="K",
                     help="perspective renders, camera 1/K m from the head's origin (default 0: orthographic)")
+    ap.add_argument("--focal-known", action="store_true",
+                    help="--inv-distance: each render carries its focal length, as a photo's EXIF would")
     ap.add_argument("--only", default=None, help="run only the view sets whose name contains this text, e.g. 60")
     ap.add_argument("--ablate", action="store_true",
                     help="paper Table 3: rerun the 3-view ±60° set with each loss removed")
@@ -130,7 +137,7 @@ def main():
     over.update(parse_overrides(args.set))
     sets = {k: v for k, v in SETS.items() if args.only is None or args.only in k}
     rows = run(args.subjects, args.preset, args.size, sets, decompose=args.decompose, inv_distance=args.inv_distance,
-               **over)
+               focal_known=args.focal_known, **over)
     camera = f"camera at 1/{args.inv_distance:g} m" if args.inv_distance > 0 else "orthographic"
     print(f"\npreset {args.preset}, {args.subjects} subjects, {args.size}px renders ({camera}), "
           f"torch threads {args.threads}")

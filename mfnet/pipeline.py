@@ -36,7 +36,8 @@ def load_identity(path: str | os.PathLike, n_shape: int) -> torch.Tensor:
 def reconstruct(images: Sequence, model=None, preset: str = "default", device: str | None = "cpu",
                 backend: str = "mediapipe", identity: str | os.PathLike | None = None, progress: bool = True,
                 views: Views | None = None, method: str = "fit", checkpoint: str | os.PathLike | None = None,
-                cameras: str | os.PathLike | None = None, check_identity: bool = True, **overrides) -> Reconstruction:
+                cameras: str | os.PathLike | None = None, check_identity: bool = True, focal: float | None = None,
+                **overrides) -> Reconstruction:
     """Reconstruct one head from 1-16 photos (paths, RGB arrays or ImageViews) of the same person.
 
     model: a name, an .npz path or a loaded :class:`~mfnet.headmodel.HeadModel` (default: the open
@@ -47,7 +48,8 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     ``seed=1``: :func:`mfnet.fit.config.apply_overrides`) and ``crop_size`` / ``texture_size``;
     cameras: a cams.json of a calibrated rig (OpenCV K, R, t per view, see :mod:`mfnet.fit.calibrated`):
     full perspective, one world head pose; check_identity: warn when the photos seem to show
-    different people (:mod:`mfnet.fit.identity`).
+    different people (:mod:`mfnet.fit.identity`); focal: the cameras' 35 mm-equivalent focal length in mm
+    (default: each photo's EXIF, where it records one; ``--set distance.focal=false`` ignores both).
 
     On the CPU the result is bit-identical for the same photos, settings and thread count.
     """
@@ -57,11 +59,11 @@ def reconstruct(images: Sequence, model=None, preset: str = "default", device: s
     dev = resolve_device(device)
     with deterministic(dev):
         return _reconstruct(images, model, preset, dev, backend, identity, progress, views, method, checkpoint,
-                            cameras, check_identity, **overrides)
+                            cameras, check_identity, focal, **overrides)
 
 
 def _reconstruct(images, model, preset, dev, backend, identity, progress, views, method, checkpoint, cameras,
-                 check_identity, **overrides) -> Reconstruction:
+                 check_identity, focal, **overrides) -> Reconstruction:
     from .fit.config import get_preset
     from .utils.options import check_method
 
@@ -72,7 +74,7 @@ def _reconstruct(images, model, preset, dev, backend, identity, progress, views,
     settings = get_preset(preset, **overrides)
     model = _prepare_model(model, dev, backend)
     timings["load_model"] = time.perf_counter() - t0
-    views, caught = _prepare_views(images, views, settings.pipeline.crop_size, backend, say, timings)
+    views, caught = _prepare_views(images, views, settings.pipeline.crop_size, backend, focal, say, timings)
     fitter, init, rig = _initialise(model, views, settings.fit, method, checkpoint, cameras, identity, progress,
                                     timings)
     t = time.perf_counter()
@@ -107,9 +109,10 @@ def _prepare_model(model, dev: torch.device, backend: str):
     return model
 
 
-def _prepare_views(images, views, crop_size: int, backend: str, say, timings) -> tuple[Views, list[str]]:
-    """Detect and crop (unless ``views`` are given); returns them and the warnings raised on the way."""
-    from .fit.views import prepare_views
+def _prepare_views(images, views, crop_size: int, backend: str, focal, say, timings) -> tuple[Views, list[str]]:
+    """Detect and crop (unless ``views`` are given, when ``focal`` replaces their focal lengths); returns
+    them and the warnings raised on the way."""
+    from .fit.views import crop_focal, prepare_views
 
     t = time.perf_counter()
     if views is None:
@@ -117,11 +120,17 @@ def _prepare_views(images, views, crop_size: int, backend: str, say, timings) ->
     with warnings.catch_warnings(record=True) as wlist:
         warnings.simplefilter("always")
         if views is None:
-            views = prepare_views(images, crop_size=crop_size, backend=backend)
+            views = prepare_views(images, crop_size=crop_size, backend=backend, focal_35mm=focal)
+        elif focal is not None:
+            exif = [p.focal_px for p in views.photos] if views.photos else [None] * len(views)
+            views = replace(views, focal_px=crop_focal(views.original_sizes, exif, views.crop_to_original, focal))
     for w in wlist:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     timings["detect"] = time.perf_counter() - t
     say("detected faces in %d photo(s) in %.1f s", len(views), timings["detect"])
+    if views.focal_px is not None:
+        say("focal length known for %d of %d photo(s) (%s): their camera distances follow from it",
+            int(views.focal_px.isfinite().sum()), len(views), "--focal" if focal is not None else "EXIF")
     return views, [str(w.message) for w in wlist]
 
 

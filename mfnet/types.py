@@ -22,7 +22,8 @@ class Views:
 
     images: (N, 3, S, S) float in [0, 1]; landmarks: (N, 68, 2) iBUG points in crop pixels;
     landmark_weights: (N, 68) in [0, 1]; crop_to_original: (N, 2, 3) affine maps from crop
-    pixels to original-photo pixels; names: the source files.
+    pixels to original-photo pixels; names: the source files; focal_px: (N,) each camera's focal
+    length in crop pixels (NaN where unknown), or None when no view's is known.
     """
 
     images: torch.Tensor
@@ -37,6 +38,7 @@ class Views:
     dense_landmarks: torch.Tensor | None = None  # (N, 478, 2) MediaPipe mesh points, crop pixels
     dense_weights: torch.Tensor | None = None  # (N, 478)
     crop_scale: float = 1.5  # each crop's side / its landmark box's longer side (mfnet.detect.face_crop)
+    focal_px: torch.Tensor | None = None  # (N,) crop pixels, NaN where unknown (photos' EXIF or the caller's)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -57,7 +59,8 @@ class Views:
 
         return Views(self.images[idx], self.landmarks[idx], self.landmark_weights[idx], self.crop_to_original[idx],
                      items(self.names), items(self.original_sizes), items(self.detections), items(self.photos),
-                     items(self.crops), pick(self.dense_landmarks), pick(self.dense_weights), self.crop_scale)
+                     items(self.crops), pick(self.dense_landmarks), pick(self.dense_weights), self.crop_scale,
+                     pick(self.focal_px))
 
     def to(self, device) -> "Views":
         def mv(t):
@@ -65,7 +68,7 @@ class Views:
 
         return Views(self.images.to(device), self.landmarks.to(device), self.landmark_weights.to(device),
                      self.crop_to_original, self.names, self.original_sizes, self.detections, self.photos,
-                     self.crops, mv(self.dense_landmarks), mv(self.dense_weights), self.crop_scale)
+                     self.crops, mv(self.dense_landmarks), mv(self.dense_weights), self.crop_scale, mv(self.focal_px))
 
 
 @dataclass

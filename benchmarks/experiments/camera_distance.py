@@ -13,6 +13,7 @@
     ... --cases lee-30,lee-60 --true-cameras # the Lee renders with their true cameras (a cams.json)
     ... --synthetic 8                        # benchmarks/bench_reconstruct.py's 3-view sets instead
     ... --synthetic 8 --inv-distance 1.5     # ... rendered in perspective, 1/1.5 m from the head's origin
+    ... --synthetic 8 --inv-distance 1.5 --focal-known  # ... each render's focal length known (as from EXIF)
     ... --cases james --seeds 0 --diagnose   # + per-region error, landmark residuals per iBUG group (James: also
         # against his annotated 3D landmarks projected through the rig) and the largest expression coefficients
     ... --cases james-cal --landmark-residuals floor_james_k100.npz
@@ -148,8 +149,8 @@ def patch_photo_cauchy(scale: float) -> None:
 
 def lee_true_cameras(case: str) -> Path:
     """A cams.json of a Lee case's render cameras in the scan's frame (mm, OpenCV pixel centres)."""
-    from mfnet.evaluate.realscans import load_scan
-    from mfnet.evaluate.realscans_render import (LEE_CASES, PIVOT_BEHIND_MM, _rot, face_frame, lee_views,
+    from mfnet.evaluate.realscans import lee_views, load_scan
+    from mfnet.evaluate.realscans_render import (LEE_CASES, PIVOT_BEHIND_MM, _rot, face_frame,
                                                  render_case)
 
     scan, paths = load_scan("lee"), lee_views(case)
@@ -269,6 +270,7 @@ def _main() -> int:
     p.add_argument("--true-cameras", action="store_true", help="Lee cases with their render cameras")
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic subjects instead")
     p.add_argument("--inv-distance", type=float, default=0.0, metavar="K", help="--synthetic: perspective renders")
+    p.add_argument("--focal-known", action="store_true", help="--synthetic --inv-distance: renders carry their focal length")
     p.add_argument("--landmark-residuals", default=None, metavar="IDENTITY.npz")
     p.add_argument("--diagnose", action="store_true", help="regions, landmark residuals, expressions per case")
     args = p.parse_args()
@@ -289,7 +291,7 @@ def _main() -> int:
         from bench_reconstruct import SETS, run
 
         rows = run(args.synthetic, args.preset, sets={k: v for k, v in SETS.items() if k.startswith("3 views")},
-                   inv_distance=args.inv_distance, **overrides)
+                   inv_distance=args.inv_distance, focal_known=args.focal_known, **overrides)
         for name, r in rows.items():
             print(f"{name}: median {r['median_mm']:.2f} mm, mean {r['mean_mm']:.2f} mm ({r['n']} subjects)")
         return 0

@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cameras", metavar="CAMS_JSON",
                    help='calibrated rig: {"units": "m", "cameras": [{"image": NAME, "K": 3x3, "R": 3x3, "t": [3]}, ...]} '
                         "(OpenCV, original pixels); full perspective with one head pose")
+    p.add_argument("--focal", type=float, default=None, metavar="MM",
+                   help="the cameras' 35 mm-equivalent focal length (e.g. 26 for a phone's main camera): their "
+                        "distances from the face follow from it (default: each photo's EXIF, where it records one)")
     p.add_argument("--covisibility", choices=["zbuffer", "landmarks"], default=None,
                    help="co-visible mask for the flow loss: exact z-buffer (default) or the paper's landmark boxes")
     p.add_argument("--flow", default=None, metavar="dis|raft:PATH",
@@ -114,6 +117,9 @@ def _check_common(args) -> None:
     if args.identity is not None:
         read_identity(args.identity)  # read now: a bad file answers before any heavy work
     _check_input_file(args.cameras, "--cameras")
+    if args.focal is not None and not (args.focal > 0 and args.focal < 10000):
+        raise MfnetError(f"--focal {args.focal}: give the 35 mm-equivalent focal length in mm (e.g. 26 for a "
+                         "phone's main camera, 50 for a standard lens)")
     if args.checkpoint is not None:
         _check_input_file(args.checkpoint, f"--method {args.method_name}")
     if args.model is not None and Path(args.model).suffix and not Path(args.model).exists():
@@ -163,7 +169,7 @@ def _run_one(images, out: Path, args, model) -> dict:
 
     rec = reconstruct(images, model=model, preset=args.preset, device=args.device, backend=args.backend,
                       identity=args.identity, progress=not (args.quiet or args.json), method=args.method_name,
-                      checkpoint=args.checkpoint, cameras=args.cameras, **_overrides(args))
+                      checkpoint=args.checkpoint, cameras=args.cameras, focal=args.focal, **_overrides(args))
     t = time.perf_counter()
     log.info("writing %s/ ...", out)
     save_reconstruction(rec, out, report=not args.no_report, overwrite=args.overwrite, protect=images,

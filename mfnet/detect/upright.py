@@ -45,7 +45,7 @@ def rotate_view(view: ImageView, quarter_turns: int) -> ImageView:
     H, W = view.original_size
     size = (W, H) if k % 2 else (H, W)
     return ImageView(path=view.path, image=np.rot90(view.image, k), scale_to_original=view.scale_to_original,
-                     original_size=size)
+                     original_size=size, focal_px=view.focal_px)
 
 
 def _try(view: ImageView, detect, quiet: bool = True) -> Landmarks2D | None:

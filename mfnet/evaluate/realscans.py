@@ -230,7 +230,7 @@ def case_views(case: str, root=None) -> tuple[list[Path], Path | None]:
         return james_views(True, root)
     if case == "james-1":  # the left photo alone: a single real view
         return james_views(False, root)[0][:1], None
-    from .realscans_render import LEE_CASES, lee_views
+    from .realscans_render import LEE_CASES
 
     if case in LEE_CASES:
         return lee_views(case, root=root), None
@@ -285,3 +285,27 @@ def run_mean_head(case: str, model=None, root=None) -> dict:
             "fitted_median": s["median"], "fitted_mean": s["mean"], "fitted_std": s["std"],
             "neutral_median": s["median"], "neutral_mean": s["mean"], "neutral_std": s["std"],
             "regions": s["regions"], "neutral_regions": s["regions"], "rec": None, "fitted": s, "neutral": s}
+
+
+def lee_views(case: str, root=None) -> list[Path]:
+    """PNG paths of a Lee case's renders (written once to the cache, keyed by the case's shots). Each
+    PNG records its camera's 35 mm-equivalent focal length in EXIF, as a camera or phone would
+    (:mod:`mfnet.utils.exif`; ``--set distance.focal=false`` ignores it)."""
+    from PIL import Image
+
+    from ..utils.exif import FULL_FRAME_DIAGONAL_MM, focal_exif
+    from ..utils.io import atomic_path
+    from .realscans_render import LEE_CASES, lee_dir, render_case, shot_focal_px
+
+    if case not in LEE_CASES:
+        raise MfnetError(f"unknown Lee case {case!r}: choose from {', '.join(LEE_CASES)}")
+    shots = LEE_CASES[case].shots
+    d = cache_dir() / f"{case}-{cache_key(str(lee_dir(root)), [s.__dict__ for s in shots], 'exif-focal')}"
+    paths = [d / f"{case}_{k}_yaw{s.yaw:+.0f}_pitch{s.pitch:+.0f}.png" for k, s in enumerate(shots)]
+    if not all(p.exists() for p in paths):
+        d.mkdir(parents=True, exist_ok=True)
+        for p, shot, (photo, _) in zip(paths, shots, render_case(case, root=root)):
+            f35 = shot_focal_px(shot) / float(np.hypot(*shot.size)) * FULL_FRAME_DIAGONAL_MM
+            with atomic_path(p) as tmp:
+                Image.fromarray(photo).save(tmp, format="PNG", exif=focal_exif(f35))
+    return paths

@@ -130,7 +130,7 @@ class LeeRaw:
     texture: np.ndarray  # (6, T, T) float32: colour RGB then specular RGB, in [0, 1]
 
 
-def _lee_dir(root=None) -> Path:
+def lee_dir(root=None) -> Path:
     return realscans_dir(root) / "lee-perry-smith"
 
 
@@ -141,7 +141,7 @@ def load_lee_raw(root=None) -> LeeRaw:
         raise MfnetError("the Lee Perry-Smith case needs trimesh (pip install trimesh) to read the .glb") from None
     from PIL import Image
 
-    d = _lee_dir(root)
+    d = lee_dir(root)
     scene = trimesh.load(d / "LeePerrySmith.glb", process=False)
     mesh = scene.to_geometry() if hasattr(scene, "to_geometry") else scene.dump(concatenate=True)
     uv = np.asarray(mesh.visual.uv, np.float64).copy()
@@ -187,11 +187,17 @@ def background(kind: str, size: tuple, seed: int) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sig).clip(0, 1)
 
 
+def shot_focal_px(shot: Shot) -> float:
+    """The focal length (pixels) of ``shot``'s camera: the face (``FACE_WIDTH_MM_REF`` wide) ``shot.face_px``
+    wide from ``shot.distance_mm``."""
+    return shot.face_px * shot.distance_mm / FACE_WIDTH_MM_REF
+
+
 def camera_for(shot: Shot, face_centre_mm: np.ndarray):
     """(K (3,3), R, t) of an OpenCV camera ``shot.distance_mm`` in front of (+z) ``face_centre_mm``,
     looking at it, renderer pixel convention, focal length giving ``shot.face_px`` for 140 mm."""
     H, W = shot.size
-    f = shot.face_px * shot.distance_mm / FACE_WIDTH_MM_REF
+    f = shot_focal_px(shot)
     K = np.array([[f, 0, W / 2.0], [0, f, H / 2.0], [0, 0, 1.0]])
     R = FLIP.copy()
     eye = np.asarray(face_centre_mm, np.float64) + np.array([0.0, 0.0, shot.distance_mm])
@@ -355,7 +361,7 @@ def load_lee(root=None) -> Scan:
 
     raw = load_lee_raw(root)
     V = raw.vertices - raw.vertices.mean(0)
-    glb = _lee_dir(root) / "LeePerrySmith.glb"
+    glb = lee_dir(root) / "LeePerrySmith.glb"
     cached = cache_dir() / f"lee-landmarks-{cache_key(str(glb), glb.stat().st_size)}.npz"
     if cached.exists():
         with np.load(cached) as z:
@@ -398,22 +404,3 @@ def render_case(case: str, scan: Scan | None = None, root=None) -> list[tuple[np
         centre = L[17:68].mean(0)
         out.append(render_shot(V, scan.faces, scan.extra["uv"], scan.extra["texture"], shot, centre))
     return out
-
-
-def lee_views(case: str, root=None) -> list[Path]:
-    """PNG paths of a Lee case's renders (written once to the cache, keyed by the case's shots)."""
-    from PIL import Image
-
-    from ..utils.io import atomic_path
-
-    if case not in LEE_CASES:
-        raise MfnetError(f"unknown Lee case {case!r}: choose from {', '.join(LEE_CASES)}")
-    shots = LEE_CASES[case].shots
-    d = cache_dir() / f"{case}-{cache_key(str(_lee_dir(root)), [s.__dict__ for s in shots])}"
-    paths = [d / f"{case}_{k}_yaw{s.yaw:+.0f}_pitch{s.pitch:+.0f}.png" for k, s in enumerate(shots)]
-    if not all(p.exists() for p in paths):
-        d.mkdir(parents=True, exist_ok=True)
-        for p, (photo, _) in zip(paths, render_case(case, root=root)):
-            with atomic_path(p) as tmp:
-                Image.fromarray(photo).save(tmp, format="PNG")
-    return paths

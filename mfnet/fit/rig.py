@@ -34,16 +34,25 @@ class WeakPerspectiveRig:
     """Per view: head rotation (N, 3) axis-angle, log scale (N,), image-plane translation (N, 2)
     crop-normalised; for all views: the inverse camera distance ``inv_distance`` (1,), 1/model
     units, estimated within [0, ``max_inv_distance``] when ``estimate_distance`` (else held) by the
-    stages that move the ``distance`` group (:func:`distance_groups`)."""
+    stages that move the ``distance`` group (:func:`distance_groups`).
+
+    ``focal`` (N,): each camera's focal length in units of half the crop side (NaN where unknown). A
+    pinhole at distance D of focal length f shows the plane z = 0 at the scale f / D, so a view with
+    a known focal length has its own inverse distance ``k = scale / focal``, in every stage; the shared
+    ``inv_distance`` serves the others."""
 
     def __init__(self, rotation: torch.Tensor, log_scale: torch.Tensor, translation: torch.Tensor,
                  inv_distance: float | torch.Tensor = 0.0, estimate_distance: bool = False,
-                 max_inv_distance: float = 3.0):
+                 max_inv_distance: float = 3.0, focal: torch.Tensor | None = None):
         self.rotation = rotation.detach().clone().requires_grad_()
         self.log_scale = log_scale.detach().clone().requires_grad_()
         self.translation = translation.detach().clone().requires_grad_()
+        self.focal = None
+        if focal is not None and bool(torch.isfinite(focal).any()):
+            self.focal = focal.to(rotation).reshape(-1)
+        known_all = self.focal is not None and bool(torch.isfinite(self.focal).all())
         k = torch.as_tensor(inv_distance, dtype=rotation.dtype, device=rotation.device).reshape(-1)[:1].clone()
-        self.inv_distance = k.requires_grad_(estimate_distance)
+        self.inv_distance = k.requires_grad_(estimate_distance and not known_all)
         self.max_inv_distance = float(max_inv_distance)
 
     @classmethod
@@ -62,7 +71,8 @@ class WeakPerspectiveRig:
                 rot = init_rotations(mean, views.landmarks, views.size).to(dev, dt)
                 posed = _landmarks(model, head, rot, dynamic_contour=dynamic_contour)
                 s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, views.size)
-        return cls(rot, s.log(), t, distance.start, distance.estimate, distance.max)
+        focal = views.focal_px / (views.size / 2.0) if distance.focal and views.focal_px is not None else None
+        return cls(rot, s.log(), t, distance.start, distance.estimate, distance.max, focal)
 
     def param_groups(self, lr: LearningRates) -> list[dict]:
         return [{"params": [self.rotation], "lr": lr.rotation}, {"params": [self.log_scale], "lr": lr.scale},
@@ -78,11 +88,17 @@ class WeakPerspectiveRig:
         self.inv_distance.clamp_(0.0, self.max_inv_distance)
 
     def _inv_distances(self, detach: bool) -> torch.Tensor | None:
-        """(N,) the inverse distance per view; None when it is 0 and held (MFNet's orthographic cameras)."""
+        """(N,) the inverse distance per view; None when it is 0 and held (MFNet's orthographic cameras)
+        and no focal length is known."""
         k = self.inv_distance
-        if not k.requires_grad and not bool(k.ne(0).any()):
+        if self.focal is None and not k.requires_grad and not bool(k.ne(0).any()):
             return None
-        return (k.detach() if detach else k).expand(self.rotation.shape[0])
+        k = (k.detach() if detach else k).expand(self.rotation.shape[0])
+        if self.focal is None:
+            return k
+        scale = self.log_scale.detach().exp() if detach else self.log_scale.exp()
+        known = torch.isfinite(self.focal)
+        return torch.where(known, scale / torch.where(known, self.focal, torch.ones_like(self.focal)), k)
 
     def rotations(self) -> torch.Tensor:
         """(N, 3) the head's rotation as each camera sees it."""

@@ -20,6 +20,7 @@ from ..detect.errors import NoFaceError
 from ..detect.upright import detect_upright
 from ..errors import MfnetError
 from ..types import Views
+from ..utils.exif import focal_px_from_35mm
 from ..utils.images import ImageView, load_views
 from ..utils.options import MAX_VIEWS
 
@@ -31,9 +32,11 @@ class ViewCountError(MfnetError):
 
 
 def prepare_views(images: Sequence[str | os.PathLike | np.ndarray | ImageView], crop_size: int = 256,
-                  backend: str = "mediapipe", crop_scale: float = 1.5, drop_faceless: bool = True) -> Views:
+                  backend: str = "mediapipe", crop_scale: float = 1.5, drop_faceless: bool = True,
+                  focal_35mm: float | None = None) -> Views:
     """Load, detect and crop each photo. Views with no face are dropped with a warning
-    (error if none remains); more than 16 views is an error."""
+    (error if none remains); more than 16 views is an error. ``focal_35mm``: the cameras' 35 mm-equivalent
+    focal length, for every photo (default: each photo's EXIF, where it records one)."""
     if len(images) == 0:
         raise ViewCountError("no images given: pass 1 to 16 photos of the same person")
     if len(images) > MAX_VIEWS:
@@ -73,7 +76,7 @@ def prepare_views(images: Sequence[str | os.PathLike | np.ndarray | ImageView], 
         dense = torch.from_numpy(pts).float()
         dense_w = torch.from_numpy(np.stack([dense_visibility(d.mesh478[:, :2], d.yaw_deg) for d in dets])).float()
     return Views(
-        dense_landmarks=dense, dense_weights=dense_w,
+        dense_landmarks=dense, dense_weights=dense_w, focal_px=crop_focal([v.original_size for v in kept], [v.focal_px for v in kept], to_orig, focal_35mm),
         images=torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0,
         landmarks=torch.from_numpy(lmk).float(),
         landmark_weights=torch.from_numpy(np.stack([d.visibility for d in dets])).float(),
@@ -81,6 +84,22 @@ def prepare_views(images: Sequence[str | os.PathLike | np.ndarray | ImageView], 
         original_sizes=[tuple(v.original_size) for v in kept], detections=dets, photos=kept, crops=crops,
         crop_scale=crop_scale,
     )
+
+
+def crop_focal(sizes: Sequence[tuple[int, int]], exif_px: Sequence[float | None], crop_to_original: np.ndarray,
+               focal_35mm: float | None = None) -> torch.Tensor | None:
+    """(N,) the photos' focal lengths in crop pixels (NaN where unknown), None when none is known:
+    ``focal_35mm`` (35 mm equivalent, every photo, of original size ``sizes`` (H, W)) or else the focal
+    lengths the photos' EXIF records (``exif_px``, original pixels, None where it records none)."""
+    if focal_35mm is not None and not (np.isfinite(focal_35mm) and focal_35mm > 0):
+        raise MfnetError(f"focal length {focal_35mm} mm: give the 35 mm-equivalent focal length in mm (e.g. 26 for "
+                         "a phone's main camera, 50 for a standard lens)")
+    f = np.array([focal_px_from_35mm(focal_35mm, hw) if focal_35mm is not None else (np.nan if e is None else e)
+                  for hw, e in zip(sizes, exif_px)], np.float64)
+    if not np.isfinite(f).any():
+        return None
+    original_per_crop = np.linalg.norm(np.asarray(crop_to_original)[:, :, 0], axis=1)
+    return torch.from_numpy(f / original_per_crop).float()
 
 
 def views_from_arrays(images: torch.Tensor, landmarks: torch.Tensor, weights: torch.Tensor | None = None,

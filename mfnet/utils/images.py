@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mfnet.errors import MfnetError
+from mfnet.utils.exif import exif_focal_px
 
 #: smallest accepted short side, in pixels
 MIN_SIDE = 64
@@ -86,8 +87,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img if mode == "RGB" else img.convert("RGB")
 
 
-def _open_upright(path: Path, max_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode ``path``; returns (upright RGB array, possibly reduced by JPEG draft) and the upright full size (H, W)."""
+def _open_upright(path: Path, max_side: int | None) -> tuple[np.ndarray, tuple[int, int], float | None]:
+    """Decode ``path``; returns (upright RGB array, possibly reduced by JPEG draft), the upright full size
+    (H, W) and the focal length its EXIF records, original pixels (None if it records none)."""
     _check_path(path)
     try:
         if path.is_file() and path.stat().st_size == 0:
@@ -106,6 +108,7 @@ def _open_upright(path: Path, max_side: int | None) -> tuple[np.ndarray, tuple[i
                 )
             if max_side is not None and max(w, h) > max_side and img.format == "JPEG":
                 img.draft("RGB", (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
+            focal_px = exif_focal_px(img, full_hw)
             img.load()
             try:
                 upright = ImageOps.exif_transpose(img)
@@ -129,7 +132,7 @@ def _open_upright(path: Path, max_side: int | None) -> tuple[np.ndarray, tuple[i
         ) from None
     if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - defensive
         raise ImageReadError(f"cannot read {path} as an image: unexpected pixel layout {arr.shape}")
-    return np.ascontiguousarray(arr), full_hw
+    return np.ascontiguousarray(arr), full_hw, focal_px
 
 
 def _fit_max_side(arr: np.ndarray, full_hw: tuple[int, int], max_side: int | None, path: Path) -> np.ndarray:
@@ -168,7 +171,7 @@ def load_image(path: str | os.PathLike, *, max_side: int | None = None) -> np.nd
     :class:`ImageTooSmallError` (short side < :data:`MIN_SIDE`).
     """
     path = Path(path)
-    arr, full_hw = _open_upright(path, max_side)
+    arr, full_hw, _ = _open_upright(path, max_side)
     return _fit_max_side(arr, full_hw, max_side, path)
 
 
@@ -184,6 +187,8 @@ class ImageView:
             long side (1.0 when not downscaled).
         original_size: ``(H, W)`` of the upright original photo.
         digest: SHA-1 of the working image's pixels (duplicate detection).
+        focal_px: the camera's focal length in original pixels, from the photo's EXIF
+            (:mod:`mfnet.utils.exif`), or None.
     """
 
     path: Path
@@ -191,6 +196,7 @@ class ImageView:
     scale_to_original: float = 1.0
     original_size: tuple[int, int] | None = None
     digest: str = ""
+    focal_px: float | None = None
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image)
@@ -249,10 +255,10 @@ def load_view(path: str | os.PathLike, *, max_side: int | None = MAX_SIDE) -> Im
     decoded at reduced size directly) with an :class:`ImageWarning`.
     """
     path = Path(path)
-    arr, full_hw = _open_upright(path, max_side)
+    arr, full_hw, focal_px = _open_upright(path, max_side)
     arr = _fit_max_side(arr, full_hw, max_side, path)
     scale = max(full_hw) / max(arr.shape[:2])
-    return ImageView(path=path, image=arr, scale_to_original=float(scale), original_size=full_hw)
+    return ImageView(path=path, image=arr, scale_to_original=float(scale), original_size=full_hw, focal_px=focal_px)
 
 
 def load_views(paths: Iterable[str | os.PathLike], *, max_side: int | None = MAX_SIDE) -> list[ImageView]:
