@@ -107,7 +107,24 @@ def test_a_known_focal_length_gives_each_view_its_distance_in_the_landmark_stage
     views.focal_px = torch.tensor([256.0, float("nan"), 256.0])
     mixed = WeakPerspectiveRig.initialise(model, views, head, None, False, DistanceOptions(0.5, True))
     k = mixed.cameras().inv_distance
-    assert float(k[1]) == 0.5 and mixed.distance_groups(FitConfig().lr) != []
-    assert float(k[0]) == pytest.approx(float(mixed.log_scale[0].exp()) / 2.0)
+    assert float(k[1].detach()) == 0.5 and mixed.distance_groups(FitConfig().lr) != []
+    assert float(k[0].detach()) == pytest.approx(float(mixed.log_scale[0].detach().exp()) / 2.0)
     k[0].backward()
     assert mixed.log_scale.grad[0] != 0 and float(mixed.inv_distance.grad.abs().sum()) == 0  # k of view 0: its scale's
+
+
+def test_a_single_view_keeps_weak_perspective_unless_asked(model):
+    """One photo cannot tell the face's depth from the camera's distance: its focal length is used only
+    with ``distance.focal_single_view``; ``distance.focal=false`` ignores it for several views too."""
+    size = 256
+    head, lmk = _landmarks_from_50cm(model, size=size)
+    one = views_from_arrays(torch.rand(1, 3, size, size), lmk[:1])
+    one.focal_px = torch.full((1,), 256.0)
+    held = DistanceOptions(0.0, False)
+    assert WeakPerspectiveRig.initialise(model, one, head, None, False, held).cameras().inv_distance is None
+    rig = WeakPerspectiveRig.initialise(model, one, head, None, False, DistanceOptions(0.0, False, focal_single_view=True))
+    assert float(rig.cameras().inv_distance[0].detach()) == pytest.approx(float(rig.log_scale[0].detach().exp()) / 2.0)
+    three = views_from_arrays(torch.rand(3, 3, size, size), lmk)
+    three.focal_px = torch.full((3,), 256.0)
+    off = WeakPerspectiveRig.initialise(model, three, head, None, False, DistanceOptions(0.0, False, focal=False))
+    assert off.cameras().inv_distance is None

@@ -94,8 +94,12 @@ class DistanceOptions:
     estimate: bool = True
     max: float = 3.0  # k at most (a camera at least 33 cm from the head's origin)
     # a view whose focal length is known (the photo's EXIF, or the caller's): its k follows from its scale, in
-    # every stage (k = scale / focal; measured on the real scans: lee-30 0.615 -> 0.583 mm, lee-60 0.699 -> 0.655)
+    # every stage (k = scale / focal; real scans, 3 seeds: lee-30 0.615 -> 0.588 mm, lee-60 0.699 -> 0.664; from the
+    # flow stage on only: 0.666 / 0.660, worse)
     focal: bool = True
+    # ... also for a single photo, which cannot tell the face's depth from the camera's distance (measured on 7
+    # real single views: mean 0.852x -> 0.871x the mean head's error, 4 of 6 renders worse): off, weak perspective
+    focal_single_view: bool = False
 
 
 @dataclass

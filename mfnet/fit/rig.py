@@ -71,7 +71,8 @@ class WeakPerspectiveRig:
                 rot = init_rotations(mean, views.landmarks, views.size).to(dev, dt)
                 posed = _landmarks(model, head, rot, dynamic_contour=dynamic_contour)
                 s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, views.size)
-        focal = views.focal_px / (views.size / 2.0) if distance.focal and views.focal_px is not None else None
+        use = distance.focal and views.focal_px is not None and (len(views) > 1 or distance.focal_single_view)
+        focal = views.focal_px / (views.size / 2.0) if use else None
         return cls(rot, s.log(), t, distance.start, distance.estimate, distance.max, focal)
 
     def param_groups(self, lr: LearningRates) -> list[dict]:
