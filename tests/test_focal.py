@@ -128,3 +128,18 @@ def test_a_single_view_keeps_weak_perspective_unless_asked(model):
     three.focal_px = torch.full((3,), 256.0)
     off = WeakPerspectiveRig.initialise(model, three, head, None, False, DistanceOptions(0.0, False, focal=False))
     assert off.cameras().inv_distance is None
+
+
+def test_the_command_line_checks_focal_before_any_work(tmp_path, capsys):
+    """A nonsensical --focal, or --focal with a calibrated rig, is one clear line and exit 2, before any
+    heavy work: no output folder appears."""
+    from mfnet.cli.main import main
+
+    photo = _photo(tmp_path / "a.jpg")
+    (tmp_path / "c.json").write_text('{"cameras": []}')
+    for extra, message in ((["--focal", "-3"], "35 mm-equivalent focal length"),
+                           (["--focal", "26", "--cameras", str(tmp_path / "c.json")], "give one of them")):
+        assert main(["reconstruct", str(photo), "--out", str(tmp_path / "o"), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

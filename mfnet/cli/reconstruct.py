@@ -120,6 +120,8 @@ def _check_common(args) -> None:
     if args.focal is not None and not (args.focal > 0 and args.focal < 10000):
         raise MfnetError(f"--focal {args.focal}: give the 35 mm-equivalent focal length in mm (e.g. 26 for a "
                          "phone's main camera, 50 for a standard lens)")
+    if args.focal is not None and args.cameras is not None:
+        raise MfnetError("--focal with --cameras: the cameras file's K already holds the focal lengths; give one of them")
     if args.checkpoint is not None:
         _check_input_file(args.checkpoint, f"--method {args.method_name}")
     if args.model is not None and Path(args.model).suffix and not Path(args.model).exists():
