@@ -177,6 +177,7 @@ def test_opencv_cameras_of_a_fit_at_a_finite_distance_are_exact(tmp_path, mode):
     with np.load(out / "params.npz") as z:
         K, R, t, k = z["K"], z["R"], z["t"], z["inv_distance"]
     np.testing.assert_array_equal(k, [2.5, 2.5, 2.5])
+    assert "<th>camera distance</th>" in build_report(rec) and "<td>40 cm</td>" in build_report(rec)
     canonical = read_obj(out / "mesh.obj")["vertices"]
     want = project_weak(posed, rec.views.scale.numpy(), rec.views.trans.numpy(), CROP, rec.crop_to_original, k)
     got = project_opencv(canonical, K, R, t)

@@ -186,9 +186,13 @@ def build_report(rec, *, cams=None, overlays=(), warnings=(), model_version=None
              f"{len(verts)} vertices, {len(faces)} faces · crop {int(rec.crop_size)} px · mean landmark "
              f"reprojection error <b>{err.mean() if n else float('nan'):.2f} px</b></p>"]
     iod = iod_percent(rec)
-    rows = [(rec.names[i], f"{err[i]:.2f}", f"{iod[i]:.1f}", *(f"{a:.1f}" for a in ypr[i]), f"{scale[i]:.3f}")
-            for i in range(n)]
-    header = ("view", "landmark error (px)", "(% eye distance)", "yaw °", "pitch °", "roll °", "scale")
+    k = getattr(rec.views, "inv_distance", None)
+    k = np.zeros(n) if k is None else np.asarray(k.detach().cpu() if hasattr(k, "detach") else k, np.float64)
+    dist = [f"{100.0 / ki:.0f} cm" if ki > 0 else "far (orthographic)" for ki in k.reshape(-1)]
+    rows = [(rec.names[i], f"{err[i]:.2f}", f"{iod[i]:.1f}", *(f"{a:.1f}" for a in ypr[i]), f"{scale[i]:.3f}",
+             dist[i]) for i in range(n)]
+    header = ("view", "landmark error (px)", "(% eye distance)", "yaw °", "pitch °", "roll °", "scale",
+              "camera distance")
     parts.append("<h2>Views</h2>" + _table(header, rows))
     if rec.timings:
         trows = [(_stage_name(k), f"{float(v):.2f}") for k, v in rec.timings.items() if k != "total"]
