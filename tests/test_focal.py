@@ -42,6 +42,13 @@ def test_the_35mm_focal_length_is_read_from_exif(tmp_path, fmt):
     assert v.focal_px == pytest.approx(50 / math.hypot(36, 24) * 400.0)
     assert FULL_FRAME_DIAGONAL_MM == pytest.approx(43.2666, abs=1e-4)
     assert load_view(_photo(tmp_path / f"b.{fmt.lower()}", fmt=fmt)).focal_px is None  # none recorded
+    cropped = Image.Exif()
+    cropped.get_ifd(0x8769).update({0xA405: 50, 0xA002: 4000, 0xA003: 3000})  # recorded 4:3, the photo is square
+    assert load_view(_photo(tmp_path / f"c.{fmt.lower()}", (240, 240), cropped.tobytes(), fmt)).focal_px is None
+    resized = Image.Exif()
+    resized.get_ifd(0x8769).update({0xA405: 50, 0xA002: 4000, 0xA003: 3000})  # 4:3 at 320x240: resized, fine
+    assert load_view(_photo(tmp_path / f"d.{fmt.lower()}", exif=resized.tobytes(), fmt=fmt)).focal_px == pytest.approx(
+        50 / math.hypot(36, 24) * 400.0)
 
 
 def test_focal_length_from_the_sensor_resolution_follows_a_resize(tmp_path):
@@ -104,8 +111,9 @@ def test_a_known_focal_length_gives_each_view_its_distance_in_the_landmark_stage
             assert k.tolist() == pytest.approx([2.0] * 3, abs=0.05)
             assert rig.distance_groups(FitConfig().lr) == []  # nothing shared left to estimate
     assert errors["focal"] < 0.05 and errors["ortho"] > 3 * errors["focal"]
-    views.focal_px = torch.tensor([256.0, float("nan"), 256.0])
-    mixed = WeakPerspectiveRig.initialise(model, views, head, None, False, DistanceOptions(0.5, True))
+    views.focal_px = torch.tensor([256.0, 2.0, 256.0])  # view 1: a camera a few mm away, nonsense
+    with pytest.warns(UserWarning, match="view1: its focal length .* ignored"):
+        mixed = WeakPerspectiveRig.initialise(model, views, head, None, False, DistanceOptions(0.5, True))
     k = mixed.cameras().inv_distance
     assert float(k[1].detach()) == 0.5 and mixed.distance_groups(FitConfig().lr) != []
     assert float(k[0].detach()) == pytest.approx(float(mixed.log_scale[0].detach().exp()) / 2.0)

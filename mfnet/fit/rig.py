@@ -9,6 +9,8 @@ project with and the per-view records it hands on.
 """
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import torch
 
@@ -28,6 +30,20 @@ def _landmarks(model: HeadModel, head: HeadParams, rotations: torch.Tensor, tran
     """(N, L, 3) landmarks of ``head`` posed with ``rotations (N, 3)`` (+ ``translation (N, 3)``)."""
     return model(*head.codes(), head.pose(rotations), translation=translation,
                  dynamic_contour=dynamic_contour, landmarks_only=True).landmarks
+
+
+def _plausible_focal(views: Views, scale: torch.Tensor, max_inv_distance: float) -> torch.Tensor:
+    """(N,) the views' focal lengths in half-crop units, NaN where unknown or where, with the face's size
+    in the photo (``scale``), it would put the camera nearer than ``1 / max_inv_distance`` (a wrong
+    EXIF block or ``--focal``: warned and ignored, the view's distance is then estimated)."""
+    focal = (views.focal_px / (views.size / 2.0)).to(scale)
+    k = scale / focal
+    bad = torch.isfinite(focal) & ~(k <= max_inv_distance)
+    for i in torch.nonzero(bad).flatten().tolist():
+        warnings.warn(f"{views.names[i]}: its focal length (EXIF or --focal) would put the camera "
+                      f"{100.0 / float(k[i]):.0f} cm from the head; ignored, the distance is estimated instead "
+                      f"(check --focal)", stacklevel=4)
+    return torch.where(bad, torch.full_like(focal, float("nan")), focal)
 
 
 class WeakPerspectiveRig:
@@ -72,7 +88,7 @@ class WeakPerspectiveRig:
                 posed = _landmarks(model, head, rot, dynamic_contour=dynamic_contour)
                 s, t = weak_perspective_lsq(posed, views.landmarks, views.landmark_weights, views.size)
         use = distance.focal and views.focal_px is not None and (len(views) > 1 or distance.focal_single_view)
-        focal = views.focal_px / (views.size / 2.0) if use else None
+        focal = _plausible_focal(views, s, distance.max) if use else None
         return cls(rot, s.log(), t, distance.start, distance.estimate, distance.max, focal)
 
     def param_groups(self, lr: LearningRates) -> list[dict]:

@@ -5,8 +5,9 @@ A photo's focal length fixes how far its camera was from the face, given the fac
 does not know the distance explains the perspective with a wrong face. Cameras and phones record it:
 
 * ``FocalLengthIn35mmFilm`` (tag 0xA405, mm): the 35 mm-equivalent focal length. A 35 mm frame's
-  diagonal is 43.27 mm, so ``f_px = f35 / 43.27 * hypot(W, H)``; true whatever the photo was resized to
-  (not if it was cropped).
+  diagonal is 43.27 mm, so ``f_px = f35 / 43.27 * hypot(W, H)``; true whatever the photo was resized to,
+  not if it was cropped (a photo whose aspect ratio differs from the recorded ``PixelXDimension`` /
+  ``PixelYDimension`` is taken as cropped: no focal length).
 * else ``FocalLength`` (0x920A, mm) with ``FocalPlaneXResolution`` (0xA20E, pixels per unit of
   ``FocalPlaneResolutionUnit`` 0xA210: 2 inch, 3 cm, 4 mm), rescaled when the photo's width differs
   from the recorded ``PixelXDimension`` (0xA002).
@@ -44,11 +45,17 @@ def _positive(value) -> float | None:
 
 def exif_focal_px(img: Image.Image, size_hw: tuple[int, int]) -> float | None:
     """The focal length (pixels) recorded in ``img``'s EXIF for the photo as it is, ``size_hw`` (H, W);
-    None when the photo does not record one."""
+    None when the photo does not record one, or when its shape is not the recorded one (cropped after
+    capture: the recorded focal length no longer matches its pixels)."""
     try:
         ifd = img.getexif().get_ifd(_EXIF_IFD)
     except Exception:  # a broken EXIF block: as if there were none
         return None
+    recorded = [_positive(ifd.get(_PIXEL_X)), _positive(ifd.get(_PIXEL_Y))]
+    if None not in recorded:
+        aspect, was = max(size_hw) / min(size_hw), max(recorded) / min(recorded)
+        if abs(aspect / was - 1) > 0.02:
+            return None
     f35 = _positive(ifd.get(_FOCAL_35MM))
     if f35 is not None:
         return focal_px_from_35mm(f35, size_hw)
@@ -57,9 +64,9 @@ def exif_focal_px(img: Image.Image, size_hw: tuple[int, int]) -> float | None:
     if focal is None or res is None or unit is None:
         return None
     f = focal * res / unit
-    recorded = [v for v in (_positive(ifd.get(_PIXEL_X)), _positive(ifd.get(_PIXEL_Y))) if v is not None]
-    if recorded:  # the photo may have been resized after capture
-        f *= max(size_hw) / max(recorded)
+    longest = max((v for v in recorded if v is not None), default=None)
+    if longest is not None:  # the photo may have been resized after capture
+        f *= max(size_hw) / longest
     return f
 
 
