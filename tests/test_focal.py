@@ -151,3 +151,15 @@ def test_the_command_line_checks_focal_before_any_work(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_given_focal_length_reaches_views_prepared_by_the_caller():
+    """``reconstruct(views=..., focal=MM)``: the given 35 mm value becomes each view's crop focal length
+    (views from arrays: crop = original pixels)."""
+    from mfnet.pipeline import _prepare_views
+
+    views = views_from_arrays(torch.rand(2, 3, 64, 64), torch.zeros(2, 68, 2))
+    out, caught = _prepare_views(None, views, 64, "mediapipe", 50.0, lambda *a: None, {})
+    assert out.focal_px.tolist() == pytest.approx([focal_px_from_35mm(50.0, (64, 64))] * 2) and caught == []
+    same, _ = _prepare_views(None, views, 64, "mediapipe", None, lambda *a: None, {})
+    assert same.focal_px is None
