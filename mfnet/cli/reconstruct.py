@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..errors import MfnetError
+from ..utils.exif import check_focal_35mm
 from ..utils.io import atomic_path, check_output_dir, read_identity, read_manifest, record_written
 from ..utils.options import MAX_VIEWS, METHODS
 from ..utils.threads import add_threads_argument
@@ -117,9 +118,8 @@ def _check_common(args) -> None:
     if args.identity is not None:
         read_identity(args.identity)  # read now: a bad file answers before any heavy work
     _check_input_file(args.cameras, "--cameras")
-    if args.focal is not None and not (args.focal > 0 and args.focal < 10000):
-        raise MfnetError(f"--focal {args.focal}: give the 35 mm-equivalent focal length in mm (e.g. 26 for a "
-                         "phone's main camera, 50 for a standard lens)")
+    if args.focal is not None:
+        check_focal_35mm(args.focal, "--focal")
     if args.focal is not None and args.cameras is not None:
         raise MfnetError("--focal with --cameras: the cameras file's K already holds the focal lengths; give one of them")
     if args.checkpoint is not None:

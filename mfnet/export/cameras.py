@@ -57,6 +57,16 @@ def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
     return out.reshape(R.shape[:-2] + (3,))
 
 
+def inv_distances(views) -> np.ndarray:
+    """(N,) the fitted cameras' inverse distances (1/m) of ``views`` (:class:`~mfnet.types.ViewParams`),
+    0 for orthographic cameras."""
+    n = len(views.rotation)
+    k = getattr(views, "inv_distance", None)
+    if k is None:
+        return np.zeros(n)
+    return np.asarray(k.detach().cpu().numpy() if hasattr(k, "detach") else k, np.float64).reshape(n)
+
+
 def project_weak(posed: np.ndarray, scale, trans, crop_size: int, crop_to_original: np.ndarray,
                  inv_distance=None) -> np.ndarray:
     """Weak-perspective projection of posed points (N, V, 3) to original-photo pixels (N, V, 2);

@@ -79,8 +79,7 @@ def export_cameras(rec, posed_vertices=None, pivot=None, focal_factor: float = 5
     n = len(rec.names)
     R_view = cam.axis_angle_to_matrix(_np(rec.views.rotation).reshape(n, 3))
     centroid = X.mean(0)
-    k = getattr(rec.views, "inv_distance", None)
-    k = np.zeros(n) if k is None else _np(k).reshape(n)
+    k = cam.inv_distances(rec.views)
     warns: list[str] = []
     posed = posed_vertices if posed_vertices is not None else getattr(rec, "view_vertices", None)
     if posed is not None:

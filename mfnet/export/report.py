@@ -168,7 +168,7 @@ def iod_percent(rec) -> np.ndarray:
 
 def build_report(rec, *, cams=None, overlays=(), warnings=(), model_version=None, files=()) -> str:
     """The report page as a string. ``overlays``: (view name, file name, RGB image) triples."""
-    from .cameras import axis_angle_to_matrix, euler_degrees
+    from .cameras import axis_angle_to_matrix, euler_degrees, inv_distances
 
     n = len(rec.names)
     err = np.asarray(rec.reprojection_error_px, np.float64)
@@ -186,9 +186,7 @@ def build_report(rec, *, cams=None, overlays=(), warnings=(), model_version=None
              f"{len(verts)} vertices, {len(faces)} faces · crop {int(rec.crop_size)} px · mean landmark "
              f"reprojection error <b>{err.mean() if n else float('nan'):.2f} px</b></p>"]
     iod = iod_percent(rec)
-    k = getattr(rec.views, "inv_distance", None)
-    k = np.zeros(n) if k is None else np.asarray(k.detach().cpu() if hasattr(k, "detach") else k, np.float64)
-    dist = [f"{100.0 / ki:.0f} cm" if ki > 0 else "far (orthographic)" for ki in k.reshape(-1)]
+    dist = [f"{100.0 / ki:.0f} cm" if ki > 0 else "far (orthographic)" for ki in inv_distances(rec.views)]
     rows = [(rec.names[i], f"{err[i]:.2f}", f"{iod[i]:.1f}", *(f"{a:.1f}" for a in ypr[i]), f"{scale[i]:.3f}",
              dist[i]) for i in range(n)]
     header = ("view", "landmark error (px)", "(% eye distance)", "yaw °", "pitch °", "roll °", "scale",

@@ -20,7 +20,7 @@ from ..detect.errors import NoFaceError
 from ..detect.upright import detect_upright
 from ..errors import MfnetError
 from ..types import Views
-from ..utils.exif import focal_px_from_35mm
+from ..utils.exif import check_focal_35mm, focal_px_from_35mm
 from ..utils.images import ImageView, load_views
 from ..utils.options import MAX_VIEWS
 
@@ -76,7 +76,8 @@ def prepare_views(images: Sequence[str | os.PathLike | np.ndarray | ImageView], 
         dense = torch.from_numpy(pts).float()
         dense_w = torch.from_numpy(np.stack([dense_visibility(d.mesh478[:, :2], d.yaw_deg) for d in dets])).float()
     return Views(
-        dense_landmarks=dense, dense_weights=dense_w, focal_px=crop_focal([v.original_size for v in kept], [v.focal_px for v in kept], to_orig, focal_35mm),
+        dense_landmarks=dense, dense_weights=dense_w,
+        focal_px=crop_focal([v.original_size for v in kept], [v.focal_px for v in kept], to_orig, focal_35mm),
         images=torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0,
         landmarks=torch.from_numpy(lmk).float(),
         landmark_weights=torch.from_numpy(np.stack([d.visibility for d in dets])).float(),
@@ -91,9 +92,8 @@ def crop_focal(sizes: Sequence[tuple[int, int]], exif_px: Sequence[float | None]
     """(N,) the photos' focal lengths in crop pixels (NaN where unknown), None when none is known:
     ``focal_35mm`` (35 mm equivalent, every photo, of original size ``sizes`` (H, W)) or else the focal
     lengths the photos' EXIF records (``exif_px``, original pixels, None where it records none)."""
-    if focal_35mm is not None and not (np.isfinite(focal_35mm) and focal_35mm > 0):
-        raise MfnetError(f"focal length {focal_35mm} mm: give the 35 mm-equivalent focal length in mm (e.g. 26 for "
-                         "a phone's main camera, 50 for a standard lens)")
+    if focal_35mm is not None:
+        check_focal_35mm(focal_35mm)
     f = np.array([focal_px_from_35mm(focal_35mm, hw) if focal_35mm is not None else (np.nan if e is None else e)
                   for hw, e in zip(sizes, exif_px)], np.float64)
     if not np.isfinite(f).any():

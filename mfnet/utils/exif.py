@@ -9,8 +9,8 @@ does not know the distance explains the perspective with a wrong face. Cameras a
   not if it was cropped (a photo whose aspect ratio differs from the recorded ``PixelXDimension`` /
   ``PixelYDimension`` is taken as cropped: no focal length).
 * else ``FocalLength`` (0x920A, mm) with ``FocalPlaneXResolution`` (0xA20E, pixels per unit of
-  ``FocalPlaneResolutionUnit`` 0xA210: 2 inch, 3 cm, 4 mm), rescaled when the photo's width differs
-  from the recorded ``PixelXDimension`` (0xA002).
+  ``FocalPlaneResolutionUnit`` 0xA210: 2 inch, 3 cm, 4 mm), rescaled when the photo's long side differs
+  from the recorded ``PixelXDimension`` / ``PixelYDimension`` (0xA002 / 0xA003; resized after capture).
 
 :func:`focal_exif` writes the first of them (what the real-scan benchmark's renders carry).
 """
@@ -20,7 +20,9 @@ import math
 
 from PIL import Image
 
-__all__ = ["FULL_FRAME_DIAGONAL_MM", "focal_px_from_35mm", "exif_focal_px", "focal_exif"]
+from mfnet.errors import MfnetError
+
+__all__ = ["FULL_FRAME_DIAGONAL_MM", "check_focal_35mm", "focal_px_from_35mm", "exif_focal_px", "focal_exif"]
 
 #: the diagonal of a 36 x 24 mm frame
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -28,6 +30,15 @@ _EXIF_IFD = 0x8769
 _FOCAL_35MM, _FOCAL, _PLANE_X_RES, _PLANE_UNIT = 0xA405, 0x920A, 0xA20E, 0xA210
 _PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
 _UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0}
+
+
+def check_focal_35mm(focal_35mm: float, what: str = "focal length") -> float:
+    """``focal_35mm`` if it is a plausible 35 mm-equivalent focal length in mm (0 to 10 m), else a clear
+    :class:`~mfnet.errors.MfnetError` naming ``what`` (e.g. ``--focal``)."""
+    if not (math.isfinite(focal_35mm) and 0 < focal_35mm < 10000):
+        raise MfnetError(f"{what} {focal_35mm}: give the 35 mm-equivalent focal length in mm (e.g. 26 for a "
+                         "phone's main camera, 50 for a standard lens)")
+    return float(focal_35mm)
 
 
 def focal_px_from_35mm(focal_35mm: float, size_hw: tuple[int, int]) -> float:
