@@ -107,13 +107,23 @@ class HeadModelData:
     # ------------------------------------------------------------- validation
     def validate(self, source: str = "head model") -> "HeadModelData":
         """Check shapes, dtypes and ranges; raise one readable HeadModelError."""
-        problems: list[str] = []
+        problems = self._mesh_problems() + self._skeleton_problems() + self._embedding_problems()
+        for key in ("v_template", "shapedirs", "exprdirs", "weights", "J_regressor"):
+            a = getattr(self, key)
+            if a.size and not np.isfinite(a).all():
+                problems.append(f"{key} contains NaN or inf")
+        if problems:
+            raise HeadModelError(f"{source}: invalid head model:\n  - " + "\n  - ".join(problems))
+        return self
 
-        def need(cond: bool, msg: str) -> None:
-            if not cond:
-                problems.append(msg)
+    @property
+    def _num_vertices(self) -> int:
+        return self.v_template.shape[0] if self.v_template.ndim == 2 else -1
 
-        V = self.v_template.shape[0] if self.v_template.ndim == 2 else -1
+    def _mesh_problems(self) -> list[str]:
+        """What is wrong with the template, the faces, the blendshapes, the UVs and the masks."""
+        V, out = self._num_vertices, []
+        need = _collector(out)
         need(self.v_template.ndim == 2 and self.v_template.shape[1] == 3,
              f"v_template must be (V, 3), got {self.v_template.shape}")
         need(self.faces.ndim == 2 and self.faces.shape[1] == 3,
@@ -125,7 +135,22 @@ class HeadModelData:
             a = getattr(self, key)
             need(a.ndim == 3 and a.shape[:2] == (V, 3),
                  f"{key} must be (V={V}, 3, K), got {a.shape}")
-        J = self.parents.shape[0]
+        if self.vt is not None or self.ft is not None:
+            need(self.vt is not None and self.ft is not None, "UVs need both vt and ft")
+            if self.vt is not None and self.ft is not None:
+                need(self.vt.ndim == 2 and self.vt.shape[1] == 2, f"vt must be (T, 2), got {self.vt.shape}")
+                need(self.ft.shape == self.faces.shape, f"ft must match faces {self.faces.shape}, got {self.ft.shape}")
+                if self.ft.size:
+                    need(int(self.ft.max()) < self.vt.shape[0], "ft indexes vt out of range")
+        for name, idx in self.masks.items():
+            need(idx.ndim == 1 and (idx.size == 0 or (int(idx.min()) >= 0 and int(idx.max()) < V)),
+                 f"mask '{name}' must be vertex indices in [0, {V})")
+        return out
+
+    def _skeleton_problems(self) -> list[str]:
+        """What is wrong with the kinematic tree, the joint regressor, the skinning weights and posedirs."""
+        V, J, out = self._num_vertices, self.parents.shape[0], []
+        need = _collector(out)
         need(self.parents.ndim == 1 and J >= 1 and int(self.parents[0]) == -1,
              "parents must be a 1-D kinematic tree with parents[0] == -1")
         if J >= 1:
@@ -141,10 +166,15 @@ class HeadModelData:
         if self.posedirs is not None:
             need(self.posedirs.shape == (9 * (J - 1), 3 * V),
                  f"posedirs must be ({9 * (J - 1)}, {3 * V}), got {self.posedirs.shape}")
+        return out
+
+    def _embedding_problems(self) -> list[str]:
+        """What is wrong with the landmark embeddings (static, dynamic, MediaPipe's, the named ones)."""
+        F, out = self.faces.shape[0], []
+        need = _collector(out)
         need(self.lmk_faces_idx.ndim == 1 and self.lmk_bary_coords.shape == (self.lmk_faces_idx.shape[0], 3),
              f"landmark embedding must be (L,) faces + (L, 3) barycentrics, got "
              f"{self.lmk_faces_idx.shape} and {self.lmk_bary_coords.shape}")
-        F = self.faces.shape[0]
         if self.lmk_faces_idx.size:
             need(int(self.lmk_faces_idx.min()) >= 0 and int(self.lmk_faces_idx.max()) < F,
                  "lmk_faces_idx indexes faces outside the mesh")
@@ -157,26 +187,10 @@ class HeadModelData:
             need(self.mp_lmk_bary_coords is not None and self.mp_lmk_bary_coords.shape == (M, 3)
                  and self.mp_lmk_indices is not None and self.mp_lmk_indices.shape == (M,),
                  "MediaPipe embedding needs mp_lmk_faces_idx (M,), mp_lmk_bary_coords (M, 3), mp_lmk_indices (M,)")
-        if self.vt is not None or self.ft is not None:
-            need(self.vt is not None and self.ft is not None, "UVs need both vt and ft")
-            if self.vt is not None and self.ft is not None:
-                need(self.vt.ndim == 2 and self.vt.shape[1] == 2, f"vt must be (T, 2), got {self.vt.shape}")
-                need(self.ft.shape == self.faces.shape, f"ft must match faces {self.faces.shape}, got {self.ft.shape}")
-                if self.ft.size:
-                    need(int(self.ft.max()) < self.vt.shape[0], "ft indexes vt out of range")
         for name, (ef, eb) in self.embeddings.items():
             need(ef.ndim == 1 and eb.shape == (ef.shape[0], 3) and (ef.size == 0 or int(ef.max()) < F),
                  f"embedding '{name}' must be (L,) face indices < {F} and (L, 3) barycentrics")
-        for name, idx in self.masks.items():
-            need(idx.ndim == 1 and (idx.size == 0 or (int(idx.min()) >= 0 and int(idx.max()) < V)),
-                 f"mask '{name}' must be vertex indices in [0, {V})")
-        for key in ("v_template", "shapedirs", "exprdirs", "weights", "J_regressor"):
-            a = getattr(self, key)
-            if a.size and not np.isfinite(a).all():
-                problems.append(f"{key} contains NaN or inf")
-        if problems:
-            raise HeadModelError(f"{source}: invalid head model:\n  - " + "\n  - ".join(problems))
-        return self
+        return out
 
     # ----------------------------------------------------------------- saving
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -257,3 +271,11 @@ class HeadModelData:
         known = set(cls.__dataclass_fields__) - {"masks", "meta", "embeddings"}
         data = cls(**{k: v for k, v in arrays.items() if k in known}, masks=masks, meta=meta, embeddings=embeddings)
         return data.validate(str(path))
+
+
+def _collector(problems: list[str]):
+    """``need(cond, msg)``: append ``msg`` to ``problems`` when ``cond`` is false."""
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            problems.append(msg)
+    return need

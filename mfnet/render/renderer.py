@@ -104,8 +104,7 @@ class Renderer:
         dense albedo and shading images.
         """
         H, W = self.image_size
-        B, V = verts.shape[:2]
-        dt = verts.dtype
+        B, dt = verts.shape[0], verts.dtype
         faces = faces.to(device=verts.device, dtype=torch.long)
         screen = cameras.project(verts, (H, W))
         frags = rasterize(screen, faces, (H, W), self.cull_backfaces, cameras.perspective_correct)
@@ -115,27 +114,10 @@ class Renderer:
         ends = torch.cumsum(torch.bincount(bidx, minlength=B), 0).tolist()
         starts = [0] + ends[:-1]
 
-        # Everything below works on the M covered pixels only, channel-major
-        # (C, M): contiguous per-channel vectors are the fast path on CPU.
-        tables = [vertex_normals_cm(verts, faces)]  # (3, B*V)
-        use_vc = texture is None and vertex_colors is not None
-        if use_vc:
-            tables.append(vertex_colors.to(dt).expand(B, -1, -1).reshape(B * V, -1).t())
-        vals = blend_cm(frags.bary_packed, _corner_vertex_ids(frags, faces, V, True), *tables)
-        spans = list(zip(starts, ends))
-        if sh_coeffs is not None:
-            normals, shading = normal_shade(vals[0], sh_coeffs.to(dt), spans, SH_CONSTANTS)
-        else:
-            normals, shading = vals[0] / _norm_rows(vals[0]), None
+        normals, shading, albedo = _shade_covered(frags, verts, faces, spans=list(zip(starts, ends)),
+                                                  vertex_colors=vertex_colors if texture is None else None,
+                                                  texture=texture, vt=vt, ft=ft, sh_coeffs=sh_coeffs)
         depth = frags.depth_packed[None]
-
-        if texture is not None:
-            albedo = _texture_albedo(frags, texture.to(dt), vt, ft, spans)
-        elif use_vc:
-            albedo = vals[1]
-        else:
-            albedo = torch.ones_like(normals)
-
         colour = albedo if shading is None else albedo * shading
         image = frags.scatter_cm(colour)
         m = frags.mask[:, None].to(dt)
@@ -157,6 +139,31 @@ class Renderer:
             albedo=frags.scatter_cm(albedo) if extras else None,
             shading=frags.scatter_cm(shading) if extras and shading is not None else None,
         )
+
+
+def _shade_covered(frags, verts: Tensor, faces: Tensor, spans, vertex_colors: Tensor | None,
+                   texture: Tensor | None, vt: Tensor | None, ft: Tensor | None, sh_coeffs: Tensor | None):
+    """(normals, shading or None, albedo), each (3, M) channel-major over the M covered pixels of
+    ``frags`` (contiguous per-channel vectors are the fast path on CPU); ``spans``: each view's
+    [start, end) among them. Albedo: ``texture`` (with ``vt``/``ft``), else ``vertex_colors`` (B, V, 3),
+    else white; shading: the SH lights ``sh_coeffs`` (B, 9, 3) at the interpolated normals."""
+    B, V = verts.shape[:2]
+    dt = verts.dtype
+    tables = [vertex_normals_cm(verts, faces)]  # (3, B*V)
+    if vertex_colors is not None:
+        tables.append(vertex_colors.to(dt).expand(B, -1, -1).reshape(B * V, -1).t())
+    vals = blend_cm(frags.bary_packed, _corner_vertex_ids(frags, faces, V, True), *tables)
+    if sh_coeffs is not None:
+        normals, shading = normal_shade(vals[0], sh_coeffs.to(dt), spans, SH_CONSTANTS)
+    else:
+        normals, shading = vals[0] / _norm_rows(vals[0]), None
+    if texture is not None:
+        albedo = _texture_albedo(frags, texture.to(dt), vt, ft, spans)
+    elif vertex_colors is not None:
+        albedo = vals[1]
+    else:
+        albedo = torch.ones_like(normals)
+    return normals, shading, albedo
 
 
 def _texture_albedo(frags, texture: Tensor, vt: Tensor | None, ft: Tensor | None, spans) -> Tensor:

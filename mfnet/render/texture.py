@@ -127,16 +127,8 @@ def extract_texture(
     B, C, H, W = image.shape
     Ht, Wt = _image_size(tex_size)
     faces = faces.to(device=verts.device, dtype=torch.long)
-    ft = ft.to(device=verts.device, dtype=torch.long)
-    uvf = rasterize_uv(vt.to(verts.device), ft, (Ht, Wt))
-    tpix, tface, tbary = uvf.packed()
-    tbary = tbary.to(verts.dtype)
-    Mt, V = tface.shape[0], verts.shape[1]
-    # (3, B*Mt) rows of the flattened vertices for every (view, texel) corner
-    idx = (faces.t().contiguous().index_select(1, tface)[:, None, :] + (torch.arange(B, device=verts.device) * V)[None, :, None])
-    idx = idx.reshape(3, B * Mt)
-    bb = tbary.repeat(B, 1)
-    pts = blend(bb, verts.reshape(-1, 3), idx).view(B, Mt, 3)
+    tpix, tface, bb, idx = _texel_corners(verts, faces, vt, ft, (Ht, Wt))
+    pts = blend(bb, verts.reshape(-1, 3), idx).view(B, -1, 3)
     scr = cameras.project(pts, (H, W))
     if fragments is None:
         with torch.no_grad():
@@ -150,20 +142,37 @@ def extract_texture(
         view = cameras.view_dirs(pts.detach())
         fn = face_normals(verts.detach(), faces)[:, tface]
         vis = inb & ((fn * view).sum(-1) > 0) & (scr[..., 2].detach() <= zref + depth_tol)
-    vn = vertex_normals(verts, faces)
-    n = blend(bb, vn.reshape(-1, 3), idx).view(B, Mt, 3)
+    n = blend(bb, vertex_normals(verts, faces).reshape(-1, 3), idx).view(B, -1, 3)
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cosw = (n * cameras.view_dirs(pts)).sum(-1).clamp_min(0.0)
-    grid = torch.stack((2.0 * scr[..., 0] / W - 1.0, 2.0 * scr[..., 1] / H - 1.0), -1)[:, None].to(image.dtype)
-    # sample only covered pixels: bilinear weights renormalised over the mesh mask
-    m = fragments.mask[:, None].to(image.dtype)
-    samp = Fn.grid_sample(torch.cat((image * m, m), 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    samp = samp[:, :, 0]
-    alpha = samp[:, C:]
-    vis = vis & (alpha[:, 0].detach() > 0.5)
-    visf = vis.to(image.dtype)
-    col = samp[:, :C] / alpha.clamp_min(0.5) * visf[:, None]
-    tex = image.new_zeros(B, C, Ht * Wt).index_copy(2, tpix, col)
+    col, over_mesh = _sample_over_mesh(image, fragments.mask, scr)
+    visf = (vis & over_mesh).to(image.dtype)
+    tex = image.new_zeros(B, C, Ht * Wt).index_copy(2, tpix, col * visf[:, None])
     w = (visf * cosw.to(image.dtype))[:, None]
     visibility = image.new_zeros(B, 1, Ht * Wt).index_copy(2, tpix, w)
     return tex.view(B, C, Ht, Wt), visibility.view(B, 1, Ht, Wt)
+
+
+def _texel_corners(verts: Tensor, faces: Tensor, vt: Tensor, ft: Tensor, size: tuple[int, int]):
+    """The texels the UV layout covers and their mesh corners, for each of the B views of ``verts`` (B, V, 3):
+    ``tpix`` (Mt,) flat texel index, ``tface`` (Mt,) face, ``bary`` (B*Mt, 3) and ``idx`` (3, B*Mt) rows of
+    the flattened (B*V, 3) vertices, view-major (what :func:`blend` takes)."""
+    B, V = verts.shape[:2]
+    ft = ft.to(device=verts.device, dtype=torch.long)
+    tpix, tface, tbary = rasterize_uv(vt.to(verts.device), ft, size).packed()
+    offsets = (torch.arange(B, device=verts.device) * V)[None, :, None]
+    idx = (faces.t().contiguous().index_select(1, tface)[:, None, :] + offsets).reshape(3, B * tface.shape[0])
+    return tpix, tface, tbary.to(verts.dtype).repeat(B, 1), idx
+
+
+def _sample_over_mesh(image: Tensor, mask: Tensor, scr: Tensor) -> tuple[Tensor, Tensor]:
+    """Bilinear samples (B, C, M) of ``image`` (B, C, H, W) at the screen points ``scr`` (B, M, >=2) from the
+    pixels the mesh covers only (``mask`` (B, H, W): the weights renormalised over it, so the background never
+    bleeds in), and (B, M) bool: the point lies over the mesh (renormalisation weight > 0.5)."""
+    C, H, W = image.shape[1:]
+    grid = torch.stack((2.0 * scr[..., 0] / W - 1.0, 2.0 * scr[..., 1] / H - 1.0), -1)[:, None].to(image.dtype)
+    m = mask[:, None].to(image.dtype)
+    samp = Fn.grid_sample(torch.cat((image * m, m), 1), grid, mode="bilinear", padding_mode="zeros",
+                          align_corners=False)[:, :, 0]
+    alpha = samp[:, C:]
+    return samp[:, :C] / alpha.clamp_min(0.5), alpha[:, 0].detach() > 0.5
