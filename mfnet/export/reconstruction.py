@@ -334,26 +334,32 @@ def write_reconstruction(rec, out_dir: str | os.PathLike, *, posed_vertices=None
         if is_flame_model(meta):  # FLAME codes other FLAME tools read
             sizes = original_sizes or ([np.asarray(p).shape[:2] for p in photos] if photos is not None else None)
             write_flame_params(tmp / FLAME_PARAMS, rec, cams.K, cams.R, cams.t, sizes, meta)
-        overlays = []
-        if photos is not None:
-            pts = cam.project_weak(cams.posed, _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
-                                   _np(rec.crop_to_original), cams.inv_distance)
-            for i, photo in enumerate(photos):
-                hw = np.asarray(photo).shape[:2]
-                ohw = original_sizes[i] if original_sizes else None
-                outlines = getattr(rec, "person_outlines", None)
-                img = draw_overlay(photo, _to_photo(pts[i], hw, ohw), cams.posed[i], faces,
-                                   _to_photo(_np(rec.detected_landmarks)[i], hw, ohw),
-                                   _to_photo(_np(rec.fitted_landmarks)[i], hw, ohw),
-                                   outlines=None if outlines is None else [_to_photo(c, hw, ohw) for c in outlines[i]])
-                fname = f"overlay_{stems[i]}.png"
-                save_png(tmp / fname, img)
-                overlays.append((str(rec.names[i]), fname, img))
+        overlays = [] if photos is None else _write_overlays(tmp, rec, cams, photos, original_sizes, stems, faces)
         _write_landmarks(tmp, rec, stems, photos is not None)
         if report:
             write_report(tmp / "report.html", rec, cams=cams, overlays=overlays, warnings=warnings,
                          model_version=model_version, files=sorted(p.name for p in tmp.iterdir()) + ["report.html"])
     return Path(out_dir)
+
+
+def _write_overlays(tmp: Path, rec, cams, photos, original_sizes, stems, faces) -> list[tuple[str, str, np.ndarray]]:
+    """``overlay_<view>.png`` per photo (the fitted mesh, detected and fitted landmarks, the person outline
+    where the silhouette term had one); [(view name, file name, image)] for the report."""
+    pts = cam.project_weak(cams.posed, _np(rec.views.scale), _np(rec.views.trans), rec.crop_size,
+                           _np(rec.crop_to_original), cams.inv_distance)
+    outlines = getattr(rec, "person_outlines", None)
+    overlays = []
+    for i, photo in enumerate(photos):
+        hw = np.asarray(photo).shape[:2]
+        ohw = original_sizes[i] if original_sizes else None
+        img = draw_overlay(photo, _to_photo(pts[i], hw, ohw), cams.posed[i], faces,
+                           _to_photo(_np(rec.detected_landmarks)[i], hw, ohw),
+                           _to_photo(_np(rec.fitted_landmarks)[i], hw, ohw),
+                           outlines=None if outlines is None else [_to_photo(c, hw, ohw) for c in outlines[i]])
+        fname = f"overlay_{stems[i]}.png"
+        save_png(tmp / fname, img)
+        overlays.append((str(rec.names[i]), fname, img))
+    return overlays
 
 
 def save_reconstruction(rec, out_dir: str | os.PathLike, **kwargs) -> Path:
