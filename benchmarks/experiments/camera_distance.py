@@ -114,6 +114,25 @@ def static_groups(model, groups: list[str]) -> None:
     model.use_landmark_embedding("mediapipe")
 
 
+def drop_brows(model, mm: float) -> None:
+    """Lower the brow points (iBUG 17-26) of the model's 'mediapipe' embedding by ``mm`` on the template's
+    surface (model frame, y up): the closest surface point to each point moved straight down."""
+    import trimesh
+
+    data = model._data
+    faces, bary = (np.array(a) for a in data.embeddings["mediapipe"])
+    V, F = np.asarray(data.v_template, np.float64), np.asarray(data.faces)
+    idx = list(GROUPS["brows"])
+    p = np.einsum("lk,lkc->lc", bary[idx], V[F[faces[idx]]])
+    mesh = trimesh.Trimesh(V, F, process=False)
+    q, _, tri = trimesh.proximity.closest_point(mesh, p - np.array([0.0, mm / 1000.0, 0.0]))
+    faces[idx] = tri
+    bary[idx] = trimesh.triangles.points_to_barycentric(V[F[tri]], q)
+    data.embeddings["mediapipe"] = (faces, bary.astype(np.asarray(data.embeddings["mediapipe"][1]).dtype))
+    model.use_landmark_embedding("static")
+    model.use_landmark_embedding("mediapipe")
+
+
 def patch_brow_shift(factor: float) -> None:
     """The 68-point term compares the brows after removing ``factor`` x their mean vertical residual
     (per view, weighted; no gradient through the shift): a per-person brow height that the identity and
@@ -266,6 +285,8 @@ def _main() -> int:
     p.add_argument("--group-weights", default="", metavar="GROUP:W,...")
     p.add_argument("--static-groups", default="", metavar="GROUP,...")
     p.add_argument("--brow-shift", type=float, default=0.0)
+    p.add_argument("--brow-drop", type=float, default=0.0, metavar="MM",
+                   help="lower the embedding's brow points by MM on the model's surface")
     p.add_argument("--photo-cauchy", type=float, default=0.0, metavar="SCALE")
     p.add_argument("--true-cameras", action="store_true", help="Lee cases with their render cameras")
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic subjects instead")
@@ -296,6 +317,8 @@ def _main() -> int:
             print(f"{name}: median {r['median_mm']:.2f} mm, mean {r['mean_mm']:.2f} mm ({r['n']} subjects)")
         return 0
     model = _model(None)
+    if args.brow_drop:
+        drop_brows(model, args.brow_drop)
     if args.static_groups:
         static_groups(model, args.static_groups.split(","))
     if args.drop:

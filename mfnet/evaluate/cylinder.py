@@ -192,99 +192,129 @@ def grid_distances(query_radius: np.ndarray, target_radius: np.ndarray, jump: fl
     the largest windows use :class:`~mfnet.evaluate.geometry.TriangleIndex`.
     """
     H, W = query_radius.shape
-    C = W - 1  # cells per ring (column W-1 repeats column 0)
-    ys, phis = cylinder_rays(H, W)
-    dy, dphi = ys[0] - ys[1], phis[1]
     qv, qkeep = _grid(query_radius, jump)
-    tv, keep = _grid(target_radius, jump)
     qi, qj = np.nonzero(_used_vertices(qkeep, H, W))
-    n = qi.size
-    if not keep.any() or n == 0:
-        return np.full(n, np.nan)
-    q, r_q = qv[qi, qj], query_radius[qi, qj]
-    qj = qj % C
-    packed = pack_triangles(tv.reshape(-1, 3), _cell_faces(H, W), balls=False)
-    corners = np.stack([target_radius[:-1, :-1], target_radius[:-1, 1:], target_radius[1:, :-1],
-                        target_radius[1:, 1:]], -1).reshape(-1, 4)
-    r_lo, r_hi = corners.min(1) * np.cos(dphi / 2), corners.max(1)
-    keep = keep.ravel()
-    best = np.full(n, np.inf)  # squared distances
+    tv, keep = _grid(target_radius, jump)
+    if not keep.any() or qi.size == 0:
+        return np.full(qi.size, np.nan)
+    g = _GridSearch(qv[qi, qj], query_radius[qi, qj], qi, qj, tv, keep, target_radius)
+    g.seed()
+    near = g.windows(max_cells)
+    g.scan_windows(near, max_pairs)
+    g.search_far(np.setdiff1d(np.arange(qi.size), near))
+    return np.sqrt(g.best)
 
-    def exact(who, cell):
+
+class _GridSearch:
+    """The state of :func:`grid_distances`: the queries ``q`` (n, 3) at grid rows/columns ``qi``/``qj`` with
+    radius ``r_q``, the target grid (vertices ``tv`` (H, W, 3), kept cells ``keep``, radius map), and
+    ``best`` (n,): the smallest squared distance found so far for each query."""
+
+    def __init__(self, q, r_q, qi, qj, tv, keep, target_radius):
+        H, W = target_radius.shape
+        self.H, self.C = H, W - 1  # cells per ring (column W-1 repeats column 0)
+        ys, phis = cylinder_rays(H, W)
+        self.dy, self.dphi = ys[0] - ys[1], phis[1]
+        self.q, self.r_q, self.qi, self.qj = q, r_q, qi, qj % self.C
+        self.tv, self.keep2d, self.keep = tv, keep, keep.ravel()
+        self.packed = pack_triangles(tv.reshape(-1, 3), _cell_faces(H, W), balls=False)
+        corners = np.stack([target_radius[:-1, :-1], target_radius[:-1, 1:], target_radius[1:, :-1],
+                            target_radius[1:, 1:]], -1).reshape(-1, 4)
+        self.radii = np.stack([corners.min(1) * np.cos(self.dphi / 2), corners.max(1)], 1)  # cell radius bounds
+        self.best = np.full(q.shape[0], np.inf)
+
+    def exact(self, who, cell) -> None:
         """Update ``best`` with both triangles of each (query ``who`` ascending, cell) pair."""
         if who.size:
             who = np.repeat(who, 2)
             fi = np.stack([2 * cell, 2 * cell + 1], 1).ravel()
-            _, _, d2 = pair_distances2(q[who], packed[fi])
+            _, _, d2 = pair_distances2(self.q[who], self.packed[fi])
             hit = segment_best(who, d2)
-            best[who[hit]] = np.minimum(best[who[hit]], d2[hit])
+            self.best[who[hit]] = np.minimum(self.best[who[hit]], d2[hit])
 
-    # (1) the 4 cells around each vertex: rows qi-1, qi and columns qj-1, qj
-    rows = qi[:, None] + np.array([-1, -1, 0, 0])
-    cells = np.clip(rows, 0, H - 2) * C + (qj[:, None] + np.array([-1, 0, -1, 0])) % C
-    ok = (rows >= 0) & (rows <= H - 2) & keep[cells]
-    exact(np.repeat(np.arange(n), 4)[ok.ravel()], cells[ok])
-    lost = np.flatnonzero(~np.isfinite(best))
-    if lost.size:  # no target cell around: the nearest vertex of a kept cell bounds the distance
-        d, _ = cKDTree(tv.reshape(-1, 3)[_used_vertices(keep.reshape(H - 1, W - 1), H, W).ravel()]).query(q[lost])
-        best[lost] = d * d
+    def seed(self) -> None:
+        """(1) The 4 cells around each vertex (rows qi-1, qi and columns qj-1, qj); queries with none kept
+        start from the nearest vertex of a kept cell."""
+        H, C, qi, qj, n = self.H, self.C, self.qi, self.qj, self.q.shape[0]
+        rows = qi[:, None] + np.array([-1, -1, 0, 0])
+        cells = np.clip(rows, 0, H - 2) * C + (qj[:, None] + np.array([-1, 0, -1, 0])) % C
+        ok = (rows >= 0) & (rows <= H - 2) & self.keep[cells]
+        self.exact(np.repeat(np.arange(n), 4)[ok.ravel()], cells[ok])
+        lost = np.flatnonzero(~np.isfinite(self.best))
+        if lost.size:  # no target cell around: the nearest vertex of a kept cell bounds the distance
+            used = _used_vertices(self.keep2d, H, C + 1).ravel()
+            d, _ = cKDTree(self.tv.reshape(-1, 3)[used]).query(self.q[lost])
+            self.best[lost] = d * d
 
-    # (2) elliptic window: per row offset, the columns whose angular gap leaves room under best
-    bd = np.sqrt(best) * (1 + 1e-9) + 1e-9
-    m = np.ceil(bd / dy).astype(np.int64)
-    span = np.minimum(2 * m, H - 1) * np.minimum(2 * np.ceil(bd / np.maximum(r_q * dphi, 1e-12)) + 2, C)
-    order = np.argsort(span, kind="stable")
-    near = np.sort(order[np.cumsum(span[order]) <= max_cells])
-    r0 = np.maximum(qi[near] - m[near], 0)
-    nr = np.maximum(np.minimum(qi[near] + m[near] - 1, H - 2) - r0 + 1, 0)
-    o_r = near[np.repeat(np.arange(near.size), nr)]                 # (query, row) pairs
-    row = np.repeat(r0, nr) + np.arange(o_r.size) - np.repeat(np.cumsum(nr) - nr, nr)
-    dy_min = np.maximum(np.maximum(row - qi[o_r], qi[o_r] - row - 1), 0) * dy
-    h2 = bd[o_r] ** 2 - dy_min ** 2
-    ratio = np.sqrt(np.maximum(h2, 0.0)) / r_q[o_r]
-    half = np.where(ratio < 1, np.ceil(np.arcsin(np.minimum(ratio, 1.0)) / dphi), C)
-    half = np.where(h2 > 0, np.maximum(half, 1), 0).astype(np.int64)
-    full = 2 * half >= C
-    nc = np.where(full, C, 2 * half)
-    # per (query, row) pair: first column relative to the query's, row base, bounds
-    rel0 = np.where(full, -qj[o_r], -half)
-    q_col, row_base = qj[o_r], row * C
-    dy2, rq = dy_min ** 2, r_q[o_r]
-    own_row = (row >= qi[o_r] - 1) & (row <= qi[o_r])                # rows of the step (1) cells
-    cos_gap = np.cos(np.minimum(np.arange(C + 1) * dphi, np.pi))
-    radii = np.stack([r_lo, r_hi], 1)
-    total = np.cumsum(nc)
-    stops = np.searchsorted(total, np.arange(1, int(total[-1]) // max_pairs + 1) * max_pairs) if total.size else []
-    lo = 0
-    for hi in list(np.minimum(np.asarray(stops, np.int64) + 1, o_r.size)) + [o_r.size]:
-        if hi <= lo:  # chunks of (query, row) pairs bound memory only
-            continue
-        c = nc[lo:hi]
+    def windows(self, max_cells: int) -> np.ndarray:
+        """(2) Each query's elliptic window (per row offset, the columns whose angular gap leaves room under
+        ``best``), kept in ``self.win``; returns the queries whose windows fit ``max_cells`` together."""
+        H, C, dy, dphi, qi, r_q = self.H, self.C, self.dy, self.dphi, self.qi, self.r_q
+        bd = np.sqrt(self.best) * (1 + 1e-9) + 1e-9
+        m = np.ceil(bd / dy).astype(np.int64)
+        span = np.minimum(2 * m, H - 1) * np.minimum(2 * np.ceil(bd / np.maximum(r_q * dphi, 1e-12)) + 2, C)
+        order = np.argsort(span, kind="stable")
+        near = np.sort(order[np.cumsum(span[order]) <= max_cells])
+        r0 = np.maximum(qi[near] - m[near], 0)
+        nr = np.maximum(np.minimum(qi[near] + m[near] - 1, H - 2) - r0 + 1, 0)
+        o_r = near[np.repeat(np.arange(near.size), nr)]                 # (query, row) pairs
+        row = np.repeat(r0, nr) + np.arange(o_r.size) - np.repeat(np.cumsum(nr) - nr, nr)
+        dy_min = np.maximum(np.maximum(row - qi[o_r], qi[o_r] - row - 1), 0) * dy
+        h2 = bd[o_r] ** 2 - dy_min ** 2
+        ratio = np.sqrt(np.maximum(h2, 0.0)) / r_q[o_r]
+        half = np.where(ratio < 1, np.ceil(np.arcsin(np.minimum(ratio, 1.0)) / dphi), C)
+        half = np.where(h2 > 0, np.maximum(half, 1), 0).astype(np.int64)
+        full = 2 * half >= C
+        # per (query, row) pair: the query, its column count, first column relative to the query's, row
+        # base, height gap squared, radius, and whether the row is one of the step (1) cells'
+        self.win = dict(o_r=o_r, nc=np.where(full, C, 2 * half), rel0=np.where(full, -self.qj[o_r], -half),
+                        row_base=row * C, dy2=dy_min ** 2, rq=r_q[o_r],
+                        own_row=(row >= qi[o_r] - 1) & (row <= qi[o_r]))
+        return near
+
+    def scan_windows(self, near: np.ndarray, max_pairs: int) -> None:
+        """Test the windows' cells whose box distance could beat ``best``, in chunks of (query, row) pairs
+        (the chunks bound memory only)."""
+        nc, n_pairs = self.win["nc"], self.win["o_r"].size
+        total = np.cumsum(nc)
+        stops = np.searchsorted(total, np.arange(1, int(total[-1]) // max_pairs + 1) * max_pairs) if total.size else []
+        lo = 0
+        for hi in list(np.minimum(np.asarray(stops, np.int64) + 1, n_pairs)) + [n_pairs]:
+            if hi > lo:
+                self._scan_chunk(lo, hi)
+            lo = max(lo, hi)
+
+    def _scan_chunk(self, lo: int, hi: int) -> None:
+        w, C = self.win, self.C
+        c = w["nc"][lo:hi]
         k = np.repeat(np.arange(lo, hi), c)
-        rel = rel0[k] + np.arange(k.size) - np.repeat(np.cumsum(c) - c, c)   # column - query column
-        cell = row_base[k] + (q_col[k] + rel) % C
-        lo = hi
-        f = keep[cell]
+        rel = w["rel0"][k] + np.arange(k.size) - np.repeat(np.cumsum(c) - c, c)   # column - query column
+        cell = w["row_base"][k] + (self.qj[w["o_r"][k]] + rel) % C
+        f = self.keep[cell]
         cell, k, rel = cell[f], k[f], rel[f]
         # distance to the cell's cylindrical box (lower bound for its triangles)
         gap = np.maximum(np.maximum(rel, -rel - 1), 0)
+        cos_gap = np.cos(np.minimum(np.arange(C + 1) * self.dphi, np.pi))
         cosg = cos_gap[np.minimum(gap, np.maximum(C - 1 - gap, 0))]      # circular gap, for full rings
-        r = rq[k]
-        rr = radii[cell]
+        r = w["rq"][k]
+        rr = self.radii[cell]
         rs = np.clip(r * cosg, rr[:, 0], rr[:, 1])
-        lb2 = dy2[k] + r * r + rs * (rs - 2 * r * cosg)
-        who = o_r[k]
-        f = (lb2 <= best[who] * (1 + 1e-9) + 1e-12) & ~(own_row[k] & (rel >= -1) & (rel <= 0))
+        lb2 = w["dy2"][k] + r * r + rs * (rs - 2 * r * cosg)
+        who = w["o_r"][k]
+        f = (lb2 <= self.best[who] * (1 + 1e-9) + 1e-12) & ~(w["own_row"][k] & (rel >= -1) & (rel <= 0))
         who, cell, lb2 = who[f], cell[f], lb2[f]
         if who.size:  # probe each query's most promising cell first: a lower best prunes the rest
             first = segment_best(who, lb2)
-            exact(who[first], cell[first])
+            self.exact(who[first], cell[first])
             rest = np.ones(who.size, bool)
             rest[first] = False
-            rest &= lb2 <= best[who] * (1 + 1e-9) + 1e-12
-            exact(who[rest], cell[rest])
-    far = np.setdiff1d(np.arange(n), near)
-    if far.size:  # very far from the target: generic exact search
-        faces = _cell_faces(H, W).reshape(-1, 2, 3)[keep].reshape(-1, 3)
-        best[far] = np.minimum(best[far], TriangleIndex(tv.reshape(-1, 3), faces).query(q[far]).distance ** 2)
-    return np.sqrt(best)
+            rest &= lb2 <= self.best[who] * (1 + 1e-9) + 1e-12
+            self.exact(who[rest], cell[rest])
+
+    def search_far(self, far: np.ndarray) -> None:
+        """Queries whose windows did not fit (very far from the target): generic exact search."""
+        if far.size:
+            H, W = self.H, self.C + 1
+            faces = _cell_faces(H, W).reshape(-1, 2, 3)[self.keep].reshape(-1, 3)
+            d = TriangleIndex(self.tv.reshape(-1, 3), faces).query(self.q[far]).distance
+            self.best[far] = np.minimum(self.best[far], d ** 2)
