@@ -16,7 +16,8 @@ import numpy as np
 
 from scipy.spatial import cKDTree
 
-from .geometry import TriangleIndex, _div, pack_triangles, pair_distances2, segment_best
+from .geometry import TriangleIndex
+from .triangles import _div, pack_triangles, pair_distances2, segment_best
 
 __all__ = ["JUMP_MM", "cylinder_rays", "cylinder_raycast", "radius_map_mesh", "grid_distances"]
 
