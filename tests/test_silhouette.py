@@ -12,7 +12,7 @@ import torch
 import trimesh
 from PIL import Image
 
-from mfnet.fit.silhouette import outline_vertices
+from mfnet.fit.silhouette import far_side, outline_vertices
 from mfnet.losses.silhouette import signed_distance, silhouette_loss
 
 REALSCANS = Path(os.environ.get("MFNET_REALSCANS_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -75,6 +75,24 @@ def test_outline_vertices_of_a_sphere_are_its_rim():
     assert float(chosen[rim].float().mean()) > 0.9
 
 
+def test_far_side_keeps_the_half_turned_away():
+    """Positive detector yaw (the subject's left, image right, turned away): the right half of the face region;
+    negative: the left half; a view turned less than the threshold, or without a yaw: nothing."""
+    from types import SimpleNamespace
+
+    x = torch.linspace(10.0, 30.0, 21)  # the region spans 10..30 px, centre 20
+    screen = torch.stack([x, torch.zeros_like(x), torch.ones_like(x)], -1).expand(4, -1, -1)
+    region = torch.ones(21, dtype=torch.bool)
+    region[-1] = False  # not in the region: the centre is that of x in 10..29
+    dets = [SimpleNamespace(yaw_deg=y) for y in (30.0, -40.0, 5.0, math.nan)]
+    keep = far_side(screen, region, dets, min_yaw=15.0)
+    centre = 19.5
+    assert torch.equal(keep[0], x > centre)
+    assert torch.equal(keep[1], x < centre)
+    assert not keep[2].any() and not keep[3].any()
+    assert not far_side(screen, region, [], min_yaw=15.0).any()  # views prepared without detections
+
+
 def test_person_mask_of_a_real_photo():
     from mfnet.detect.segment import person_masks
 
@@ -130,10 +148,14 @@ def test_silhouette_term_improves_a_single_side_view(ict_static_model, monkeypat
         assert ("silhouette" in terms) == (len(v) == 1)
         if len(v) == 1:
             assert terms["silhouette"].threshold == 0.85  # the setting reaches the term
+            assert terms["silhouette"].far_side_min_yaw is None  # one view: the whole outline
     fitter = MultiViewFitter(model, get_config("default", silhouette={"multi_view": True, "photo_factor": 0.05}),
                              progress=False)
     stages = {s.name: {t.name: f for t, f in s.terms} for s in fitter.stages(fitter.initial_state(v))}
     assert stages["shape"]["silhouette"] == 1.0 and stages["photo"]["silhouette"] == 0.05
+    # several views: the outline's far side only, in views turned 25 degrees or more
+    shape = [s for s in fitter.stages(fitter.initial_state(v)) if s.name == "shape"][0]
+    assert {t.name: t for t, _ in shape.terms}["silhouette"].far_side_min_yaw == 25.0
 
 
 def test_without_mediapipe_the_term_is_left_out_with_a_warning(ict_static_model, monkeypatch):

@@ -99,7 +99,7 @@ def segmentation_available() -> bool:
 
     if available():
         return True
-    warnings.warn("the silhouette term of single-view fits is off: person masks need mediapipe "
+    warnings.warn("the silhouette term is off: person masks need mediapipe "
                   "(scripts/setup.sh installs it); --set weights.silhouette=0 silences this", stacklevel=2)
     return False
 
@@ -115,7 +115,8 @@ def silhouette_term(cfg: FitConfig, state: FitState) -> SilhouetteTerm:
     o = cfg.silhouette
     region = torch.zeros(state.model.num_vertices, dtype=torch.bool, device=state.model.faces.device)
     region[state.model.masks[silhouette_region(cfg, state.model)].to(region.device)] = True
-    return SilhouetteTerm(cfg.weights.silhouette, region, o.tau, o.band, o.refresh_every, o.threshold)
+    far = o.far_side_min_yaw if len(state.views) > 1 and o.far_side_min_yaw >= 0 else None
+    return SilhouetteTerm(cfg.weights.silhouette, region, o.tau, o.band, o.refresh_every, o.threshold, far)
 
 
 def head_prior_weights(heads: torch.Tensor, w) -> tuple[torch.Tensor, torch.Tensor]:
