@@ -120,11 +120,11 @@ class SilhouetteOptions:
     # copies, 0.5 vs 0.85: same mean (0.860 / 0.861), James's real photo 0.938 -> 0.909, renders up to +0.02
     # (docs/benchmarks.md)
     threshold: float = 0.85
-    # also in multi-view fits (shape, flow and photometric stages), on the outline's far side only (below). Real
-    # scans, 5 seeds x 5 cases: NoW mean 0.673 -> 0.658 mm (james-cal 0.772 -> 0.729, lee-30 0.598 -> 0.557, lee-60
-    # 0.663 -> 0.682), synthetic 1.28 / 1.52 -> 1.21 / 1.40 mm; but James under invisible changes of his photos
-    # 0.723 +- 0.020 mm instead of +- 0.006: off (docs/benchmarks.md)
-    multi_view: bool = False
+    # also in multi-view fits: the outline's far side only (below), in the photometric stage only (in the landmark
+    # and flow stages it made the result jump with invisible changes of the photos: James +- 0.020 mm). Real scans,
+    # 5 seeds x 5 cases: NoW mean 0.673 -> 0.651 mm (james 0.716 -> 0.702, james-cal 0.772 -> 0.726, lee-30 0.598
+    # -> 0.574, lee-60 0.663 -> 0.649, lee-lowres 0.618 -> 0.602; docs/benchmarks.md)
+    multi_view: bool = True
     # multi-view fits: only the outline on the side each view's head is turned away from, in views turned at least
     # this many degrees (the detector's yaw; negative: the whole outline). The near side's outline runs along ears
     # and hair, a near-frontal view's on both sides; 15 degrees took James's 20-degree view in: 0.718 -> 0.747 mm

@@ -8,11 +8,12 @@ segments the person in each crop (:func:`mfnet.detect.segment.person_masks`), an
 mask in each view (:func:`outline_vertices`); the loss pulls them onto the person's outline
 (:func:`mfnet.losses.silhouette.silhouette_loss`, robust: the jaw's outline above the neck and the
 forehead's under hair find no photo outline near them and stop pulling). Only the face region
-counts: the back of the head and the neck are hair and clothes in photos. In multi-view fits (off by
-default: ``silhouette.multi_view``) only the outline on the side each view's head is turned away from
-counts (:func:`far_side`), in views turned 25° or more: there the face's outline (cheek, nose, chin) is
-the person's against the background. Measured on the real scans it lowers the mean error but makes the
-result jump with invisible changes of the photos (docs/benchmarks.md).
+counts: the back of the head and the neck are hair and clothes in photos. In multi-view fits
+(``silhouette.multi_view``) only the outline on the side each view's head is turned away from counts
+(:func:`far_side`), in views turned 25° or more: there the face's outline (cheek, nose, chin) is the
+person's against the background, a cue to the face's proportions. It joins the photometric stage only
+(:func:`mfnet.fit.stages.build_stages`): in the landmark stages it made the result jump with invisible
+changes of the photos (docs/benchmarks.md).
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 :func:`build_stages` turns a :class:`~mfnet.fit.config.FitConfig` into the coarse-to-fine
 sequence ``pose`` → ``shape`` → ``flow`` → ``light`` → ``photo`` (a single view: ``pose`` → ``shape``, with
-the silhouette term of :mod:`mfnet.fit.silhouette`); :func:`run_stage` runs one
+the silhouette term of :mod:`mfnet.fit.silhouette`, which several views have in the ``photo`` stage only);
+:func:`run_stage` runs one
 with Adam (cosine-decayed learning rates), keeping the expression within the model's bounds and
 the jaw within its anatomical range after every step.
 """
@@ -66,16 +67,21 @@ def build_stages(cfg: FitConfig, state: FitState, face_region, photo_region, flo
         weighted = w.reg_shape > 0 or w.reg_shape_single_view > 0 or w.reg_expression > 0
         prior = [(PriorTerm(*head_prior_weights(state.heads, w)), 1.0)] if weighted else []
     sil: list[tuple[LossTerm, float]] = []
-    if ((n == 1 or cfg.silhouette.multi_view) and w.silhouette > 0 and state.heads is None
+    photometric = n > 1 and w.photo > 0 and cfg.iters.photo > 0
+    if ((n == 1 or (cfg.silhouette.multi_view and photometric)) and w.silhouette > 0 and state.heads is None
             and silhouette_region(cfg, state.model) is not None and segmentation_available()):
         sil = [(silhouette_term(cfg, state), 1.0)]
-    stages = [Stage("pose", cfg.iters.pose, camera, lmk), Stage("shape", cfg.iters.shape, head, lmk + prior + sil)]
+    # several views: the outline (its far side) only in the photometric stage; in the landmark and flow stages it
+    # made the result jump with invisible changes of the photos (docs/benchmarks.md)
+    early_sil = sil if n == 1 else []
+    stages = [Stage("pose", cfg.iters.pose, camera, lmk),
+              Stage("shape", cfg.iters.shape, head, lmk + prior + early_sil)]
     if state.heads is not None:
         return stages  # the dense multi-view terms assume one head
     if n > 1 and w.multiop > 0 and cfg.iters.flow > 0:
         flow = FlowTerm(w.multiop, cfg.flow, face_region, flow_fn, cfg.seed)
-        stages.append(Stage("flow", cfg.iters.flow, head + dense, lmk + prior + sil + [(flow, 1.0)]))
-    if n > 1 and w.photo > 0 and cfg.iters.photo > 0:
+        stages.append(Stage("flow", cfg.iters.flow, head + dense, lmk + prior + early_sil + [(flow, 1.0)]))
+    if photometric:
         photo = PhotometricTerm(w.photo, cfg.photo, photo_region, cfg.iters.photo, cfg.seed)
         photo_prior = (PriorTerm(cfg.photo.w_reg, cfg.photo.w_reg_expression)
                        if cfg.photo.w_reg > 0 or cfg.photo.w_reg_expression > 0 else None)
