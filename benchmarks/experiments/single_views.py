@@ -13,6 +13,7 @@ docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -78,9 +79,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     overrides = parse_settings(args.set)
     cases = register_sweep() if args.sweep else args.cases.split(",")
-    tmp = tempfile.TemporaryDirectory(prefix="mfnet-mirror-")
-    if args.mirror:
-        realscans.case_views = mirror_views(Path(tmp.name))
+    with tempfile.TemporaryDirectory(prefix="mfnet-mirror-") if args.mirror else contextlib.nullcontext() as tmp:
+        if args.mirror:
+            realscans.case_views = mirror_views(Path(tmp))
+        run(cases, overrides)
+
+
+def run(cases: list[str], overrides: dict) -> None:
+    """Print each case's row and the mean and worst ratio to the mean head."""
     ratios = []
     print("| case | fitted | mean head | ratio | neutral | seconds |\n| --- | --- | --- | --- | --- | --- |")
     for case in cases:
@@ -90,7 +96,6 @@ def main() -> None:
         print(f"| {case} | {r['fitted_median']:.3f} | {m['fitted_median']:.3f} | {ratios[-1]:.3f} | "
               f"{r['neutral_median']:.3f} | {time.perf_counter() - t:.1f} |", flush=True)
     print(f"mean ratio {np.mean(ratios):.3f}, worst {max(ratios):.3f}")
-    tmp.cleanup()
 
 
 if __name__ == "__main__":
